@@ -1,0 +1,122 @@
+"""Django settings for MusicBud Recommendations. Every setting reads the environment; see README's table."""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from musicbud.env import env_bool, env_float, env_int, env_list, env_str, secret_from_env_or_file
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("MUSICBUD_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = secret_from_env_or_file("DJANGO_SECRET_KEY", VAR_DIR / "django_secret_key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "rest_framework",
+    "adrf",
+    "drf_spectacular",
+    "app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "musicbud.urls"
+ASGI_APPLICATION = "musicbud.asgi.application"
+WSGI_APPLICATION = "musicbud.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'auth.sqlite3'}"), conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MUSICBUD_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
+# --- Neo4j -------------------------------------------------------------------------------------------
+NEO4J_PORT = env_int("NEO4J_PORT", 7687, minimum=1, maximum=65535)
+NEO4J_BOLT_URL = env_str("NEO4J_BOLT_URL", f"bolt://127.0.0.1:{NEO4J_PORT}")
+NEO4J_USER = env_str("NEO4J_USER", "neo4j")
+NEO4J_PASSWORD = os.environ.get("NEO4J_PASSWORD") or (
+    (VAR_DIR / "neo4j_password").read_text().strip() if (VAR_DIR / "neo4j_password").exists() else ""
+)
+NEO4J_DATABASE = env_str("NEO4J_DATABASE", "neo4j")
+
+# --- Recommendations ---------------------------------------------------------------------------------
+MUSICBUD_MODEL_DIR = Path(env_str("MUSICBUD_MODEL_DIR", "/tmp/musicbud_models"))
+MUSICBUD_MODEL_HMAC_KEY = secret_from_env_or_file("MUSICBUD_MODEL_HMAC_KEY", VAR_DIR / "model_hmac_key")
+LIGHTFM_COMPONENTS = env_int("LIGHTFM_COMPONENTS", 30, minimum=1)
+LIGHTFM_EPOCHS = env_int("LIGHTFM_EPOCHS", 30, minimum=1)
+LIGHTFM_LEARNING_RATE = env_float("LIGHTFM_LEARNING_RATE", 0.05, minimum=0.0)
+LIGHTFM_ITEM_ALPHA = env_float("LIGHTFM_ITEM_ALPHA", 0.0, minimum=0.0)
+LIGHTFM_USER_ALPHA = env_float("LIGHTFM_USER_ALPHA", 0.0, minimum=0.0)
+LIGHTFM_THREADS = env_int("LIGHTFM_THREADS", os.cpu_count() or 1, minimum=1)
+LIGHTFM_RANDOM_STATE = env_int("LIGHTFM_RANDOM_STATE", 42)
+MUSICBUD_EVAL_HOLDOUT = env_float("MUSICBUD_EVAL_HOLDOUT", 0.2, minimum=0.0)
+MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
+
+# --- API ---------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "app.exception_handlers.envelope_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "guest": env_str("MUSICBUD_GUEST_RATE", "60/min"),
+        "login": env_str("MUSICBUD_LOGIN_RATE", "10/min"),
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+SIMPLE_JWT = {
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 60, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MusicBud Recommendations API",
+    "DESCRIPTION": "Movies, manga, anime, music and buds recommended from the MusicBud graph.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("MUSICBUD_LOG_LEVEL", "INFO")},
+    "loggers": {"neo4j": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,66 @@
+"""Test-wide fixtures. Tests that need the graph use `neo4j` (a throwaway Neo4j Community instance, started
+once per test session on a free port with a temporary data dir) and `clean_graph` (that instance, emptied)."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("MUSICBUD_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+_TMP = Path(tempfile.mkdtemp(prefix="musicbud-tests-"))
+os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
+os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
+os.environ.setdefault("LIGHTFM_THREADS", "2")
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import neo4j_local  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def neo4j_server():
+    """A Neo4j of the tests' own: free port, temporary data dir, random password. Stopped at the end."""
+    import secrets
+
+    instance = neo4j_local.start(
+        data_dir=_TMP / "neo4j", port=neo4j_local.free_port(), password=secrets.token_urlsafe(16), heap="768m"
+    )
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def neo4j(neo4j_server, django_db_blocker):
+    """Django settings pointed at the throwaway Neo4j, constraints installed."""
+    from django.conf import settings
+
+    from app import graph
+    from app.services.graph_schema import constraints_install
+
+    settings.NEO4J_BOLT_URL = neo4j_server.bolt_url
+    settings.NEO4J_PASSWORD = neo4j_server.password
+    graph.close()
+    constraints_install()
+    yield neo4j_server
+    graph.close()
+
+
+@pytest.fixture
+def clean_graph(neo4j):
+    """The throwaway Neo4j with every node and edge removed (constraints kept)."""
+    from app import graph
+
+    graph.query("MATCH (n) DETACH DELETE n")
+    yield neo4j
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, or skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
