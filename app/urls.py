@@ -1,7 +1,30 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from app import apis
+from app.content_types import CONTENT_TYPES
 
 urlpatterns = [
+    path("login/", apis.LoginApi.as_view(), name="login"),
+    path("token/refresh/", apis.TokenRefreshApi.as_view(), name="token-refresh"),
     path("health/", apis.HealthApi.as_view(), name="health"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("recommendations/", apis.RecommendationsApi.as_view(), name="recommendations"),
+    path("recommendations/public/", apis.PublicRecommendationsApi.as_view(), name="recommendations-public"),
+    path("recommendations/train/models/", apis.TrainModelsApi.as_view(), name="train-models"),
+    path("recommendations/buds/", apis.BudsApi.as_view(), name="recommendations-buds"),
+]
+for _ct in CONTENT_TYPES:
+    urlpatterns += [
+        path(f"recommendations/{_ct.key}/", apis.TYPED_RECOMMENDATION_VIEWS[_ct.key].as_view(),
+             name=f"recommendations-{_ct.key}"),
+        path(f"recommendations/{_ct.key}/<str:item_id>/similar/", apis.TYPED_SIMILAR_VIEWS[_ct.key].as_view(),
+             name=f"similar-{_ct.key}"),
+    ]
+# Unknown types: the same views answer 404 with the supported types (kept out of the schema).
+urlpatterns += [
+    path("recommendations/<str:type_key>/", apis.RecommendationsByTypeApi.as_view(), name="recommendations-type"),
+    path("recommendations/<str:type_key>/<str:item_id>/similar/", apis.SimilarItemsApi.as_view(),
+         name="similar-type"),
 ]

@@ -71,14 +71,21 @@ NEO4J_DATABASE = env_str("NEO4J_DATABASE", "neo4j")
 # --- Recommendations ---------------------------------------------------------------------------------
 MUSICBUD_MODEL_DIR = Path(env_str("MUSICBUD_MODEL_DIR", "/tmp/musicbud_models"))
 MUSICBUD_MODEL_HMAC_KEY = secret_from_env_or_file("MUSICBUD_MODEL_HMAC_KEY", VAR_DIR / "model_hmac_key")
-LIGHTFM_COMPONENTS = env_int("LIGHTFM_COMPONENTS", 30, minimum=1)
-LIGHTFM_EPOCHS = env_int("LIGHTFM_EPOCHS", 30, minimum=1)
-LIGHTFM_LEARNING_RATE = env_float("LIGHTFM_LEARNING_RATE", 0.05, minimum=0.0)
-LIGHTFM_ITEM_ALPHA = env_float("LIGHTFM_ITEM_ALPHA", 0.0, minimum=0.0)
-LIGHTFM_USER_ALPHA = env_float("LIGHTFM_USER_ALPHA", 0.0, minimum=0.0)
+# LightFM parameters: the tuned defaults live in ai.recommendation_engine.SERVICE_DEFAULTS (see bench/quality.py);
+# each variable set here overrides one of them.
+_LIGHTFM_ENV = {
+    "no_components": ("LIGHTFM_COMPONENTS", int), "epochs": ("LIGHTFM_EPOCHS", int),
+    "learning_rate": ("LIGHTFM_LEARNING_RATE", float), "item_alpha": ("LIGHTFM_ITEM_ALPHA", float),
+    "user_alpha": ("LIGHTFM_USER_ALPHA", float), "max_sampled": ("LIGHTFM_MAX_SAMPLED", int),
+}
+LIGHTFM_OVERRIDES = {
+    param: (env_int(var, 0, minimum=1) if kind is int else env_float(var, 0.0, minimum=0.0))
+    for param, (var, kind) in _LIGHTFM_ENV.items() if os.environ.get(var)
+}
 LIGHTFM_THREADS = env_int("LIGHTFM_THREADS", os.cpu_count() or 1, minimum=1)
 LIGHTFM_RANDOM_STATE = env_int("LIGHTFM_RANDOM_STATE", 42)
 MUSICBUD_EVAL_HOLDOUT = env_float("MUSICBUD_EVAL_HOLDOUT", 0.2, minimum=0.0)
+MUSICBUD_EVAL_USERS = env_int("MUSICBUD_EVAL_USERS", 1000, minimum=0)
 MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
 
 # --- API ---------------------------------------------------------------------------------------------
@@ -110,7 +117,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Throttling counts must hold across uvicorn workers: a small file cache under var/.
+    "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                 "LOCATION": str(VAR_DIR / "throttle_cache")},
+}
 
 LOGGING = {
     "version": 1,

@@ -122,7 +122,11 @@ def start(*, data_dir: Path, port: int, password: str, log_path: Path | None = N
            "musicbud.Neo4jLauncher", str(data_dir), str(port)]
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     instance = LocalNeo4j(process=process, port=port, password=password, data_dir=data_dir)
-    wait_for_bolt(instance.bolt_url, password, timeout=timeout, process=process, log_path=log_path)
+    try:
+        wait_for_bolt(instance.bolt_url, password, timeout=timeout, process=process, log_path=log_path)
+    except BaseException:
+        instance.stop()  # never leave a half-started Neo4j behind
+        raise
     return instance
 
 

@@ -1,0 +1,55 @@
+# MusicBud Recommendations. `make run` serves the API on 127.0.0.1:8000; `make test` runs the test suite.
+# Both install what is missing first (a .venv with the pinned requirements, LightFM, Neo4j's jars).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+export OPENBLAS_NUM_THREADS ?= 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt -r requirements-dev.txt
+	$(PY) -c "import lightfm, neo4j, neomodel, django; print('python deps ok: lightfm', lightfm.__version__)"
+	@touch $@
+
+neo4j_launcher/target/neo4j-launcher-1.0.jar: neo4j_launcher/pom.xml $(shell find neo4j_launcher/src -name '*.java')
+	$(PY) scripts/neo4j_local.py build
+
+install: $(VENV)/.installed neo4j_launcher/target/neo4j-launcher-1.0.jar
+
+neo4j-start: install
+	$(PY) scripts/neo4j_local.py start
+
+neo4j-stop:
+	$(PY) scripts/neo4j_local.py stop
+
+run: neo4j-start
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py install_constraints
+	$(PY) manage.py seed_demo --if-empty
+	$(PY) manage.py train_models --if-missing
+	$(MAKE) serve
+
+serve:
+	$(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
+		--loop uvloop --http httptools --no-access-log
+
+test: install
+	$(PY) -m pytest
+
+bench-quality: install
+	$(PY) bench/quality.py
+
+bench: install
+	$(PY) bench/quality.py
+
+clean:
+	rm -rf $(VENV) neo4j_launcher/target

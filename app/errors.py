@@ -1,0 +1,34 @@
+"""The application's one exception family. app/exception_handlers.py turns each into the API envelope."""
+from __future__ import annotations
+
+
+class ApplicationError(Exception):
+    status_code = 400
+    default_message = "The request could not be served."
+
+    def __init__(self, message: str | None = None, *, extra: dict | None = None):
+        self.message = message or self.default_message
+        self.extra = extra or {}
+        super().__init__(self.message)
+
+
+class AuthenticationError(ApplicationError):
+    status_code = 401
+
+
+class UnknownContentTypeError(ApplicationError):
+    status_code = 404
+
+
+class UnknownItemError(ApplicationError):
+    status_code = 404
+
+
+class TrainingInProgressError(ApplicationError):
+    status_code = 409
+    default_message = "A model training is already running; try again when it has finished."
+
+
+class ServiceUnavailableError(ApplicationError):
+    status_code = 503
+    default_message = "Recommendations cannot be served right now."

@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from app.content_types import CONTENT_TYPES
+from app.errors import ApplicationError
+from app.services.recommendation_service import models_status, models_train
+
+
+class Command(BaseCommand):
+    help = "Train the recommendation models of every content type (or --type ...) from the graph."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--type", action="append", dest="types", choices=[ct.key for ct in CONTENT_TYPES],
+                            help="train only this content type (repeatable)")
+        parser.add_argument("--if-missing", action="store_true", help="train only when no model is saved yet")
+
+    def handle(self, *args, types=None, if_missing=False, **options):
+        if if_missing and any(models_status().values()):
+            self.stdout.write("Models already trained; skipping (drop --if-missing to retrain).")
+            return
+        try:
+            results = models_train(content_types=types, show_progress=True)
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
+        for key, ok in results.items():
+            self.stdout.write(f"  {key:8s} {'trained' if ok else 'not trained (see log)'}")

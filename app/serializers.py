@@ -1,0 +1,100 @@
+"""Output shapes of the API, built from the content-type table so every type documents its own items."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType
+
+# The type of each detail property the table names (one place; a new property gets a line here).
+_PROPERTY_FIELDS = {
+    "title": lambda: serializers.CharField(allow_null=True),
+    "name": lambda: serializers.CharField(allow_null=True),
+    "year": lambda: serializers.IntegerField(allow_null=True),
+    "rating": lambda: serializers.FloatField(allow_null=True),
+    "score": lambda: serializers.FloatField(allow_null=True),
+    "genres": lambda: serializers.ListField(child=serializers.CharField(), allow_null=True),
+    "artists": lambda: serializers.ListField(child=serializers.CharField(), allow_null=True),
+    "plot": lambda: serializers.CharField(allow_null=True),
+    "synopsis": lambda: serializers.CharField(allow_null=True),
+    "director": lambda: serializers.CharField(allow_null=True),
+    "image_url": lambda: serializers.CharField(allow_null=True),
+    "episodes": lambda: serializers.IntegerField(allow_null=True),
+    "type": lambda: serializers.CharField(allow_null=True),
+    "album": lambda: serializers.CharField(allow_null=True),
+    "duration_ms": lambda: serializers.IntegerField(allow_null=True),
+    "popularity": lambda: serializers.IntegerField(allow_null=True),
+    "release_year": lambda: serializers.IntegerField(allow_null=True),
+}
+
+
+_COMPONENTS: dict[str, type[serializers.Serializer]] = {}
+
+
+def inline_serializer(*, name: str, fields: dict, **kwargs) -> serializers.Serializer:
+    """Like drf-spectacular's, but one class per component name (the schema sees one identity per name)."""
+    cls = _COMPONENTS.get(name)
+    if cls is None:
+        cls = _COMPONENTS[name] = type(name, (serializers.Serializer,), dict(fields))
+    return cls(**kwargs)
+
+
+def _because_serializer(ct: ContentType, **kwargs):
+    return inline_serializer(
+        name=f"{ct.label}Because",
+        fields={"id": serializers.CharField(), ct.title_property: serializers.CharField(allow_null=True)},
+        **kwargs,
+    )
+
+
+def item_serializer(ct: ContentType, *, with_similarity: bool = False, **kwargs):
+    fields = {"id": serializers.CharField()}
+    fields.update({p: _PROPERTY_FIELDS[p]() for p in ct.detail_properties})
+    if with_similarity:
+        fields["similarity"] = serializers.FloatField()
+        name = f"{ct.label}Similar"
+    else:
+        fields["recommendation_score"] = serializers.FloatField()
+        fields["reason"] = serializers.ChoiceField(choices=["personalised", "popular"])
+        fields["because"] = _because_serializer(ct, many=True)
+        name = f"{ct.label}Recommendation"
+    return inline_serializer(name=name, fields=fields, **kwargs)
+
+
+def bud_serializer(**kwargs):
+    return inline_serializer(
+        **kwargs,
+        name="Bud",
+        fields={
+            "id": serializers.CharField(),
+            "username": serializers.CharField(),
+            "similarity": serializers.FloatField(min_value=0.0, max_value=1.0),
+            "shared": serializers.DictField(
+                child=inline_serializer(name="SharedItem", fields={
+                    "id": serializers.CharField(), "title": serializers.CharField(allow_null=True)}, many=True)),
+        },
+    )
+
+
+def envelope_serializer(name: str, data_field):
+    return inline_serializer(
+        name=name,
+        fields={"success": serializers.BooleanField(), "message": serializers.CharField(), "data": data_field},
+    )
+
+
+def error_envelope():
+    return inline_serializer(
+        name="ErrorEnvelope",
+        fields={
+            "success": serializers.BooleanField(),
+            "message": serializers.CharField(),
+            "data": serializers.JSONField(allow_null=True),
+            "errors": serializers.DictField(required=False),
+        },
+    )
+
+
+def all_recommendations_serializer():
+    fields = {ct.key: item_serializer(ct, many=True) for ct in CONTENT_TYPES}
+    fields[BUDS_KEY] = bud_serializer(many=True)
+    return inline_serializer(name="AllRecommendations", fields=fields)

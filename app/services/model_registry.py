@@ -1,0 +1,124 @@
+"""The models a server process serves: loaded once, swapped whole when a newer version appears on disk.
+
+Every process (uvicorn worker) has its own registry; a training in any process writes a new version and
+switches the manifest atomically, and each registry notices within MUSICBUD_MODEL_RELOAD_SECONDS by
+reading that small manifest (no restart). A model that fails its integrity check is refused with a
+WARNING and the type falls back to popularity (or keeps the version it already serves).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from ai.model_store import ModelIntegrityError, ModelNotFoundError, TrainedModel, current_version, load_model
+
+logger = logging.getLogger(__name__)
+
+USER_DIRECTORY_FILE = "user_directory.json"
+
+
+def hmac_key() -> bytes:
+    return settings.MUSICBUD_MODEL_HMAC_KEY.encode()
+
+
+class ModelRegistry:
+    def __init__(self, model_dir: Path | None = None):
+        self._model_dir = model_dir
+        self._models: dict[str, TrainedModel] = {}
+        self._versions: dict[str, str | None] = {}
+        self._checked: dict[str, float] = {}
+        self._refused: dict[str, str] = {}
+        self._users: dict[str, str] = {}
+        self._users_mtime: float | None = None
+        self._users_checked = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def model_dir(self) -> Path:
+        return self._model_dir or Path(settings.MUSICBUD_MODEL_DIR)
+
+    def get(self, model_key: str) -> TrainedModel | None:
+        """The served model of a type, reloading it first if a newer version was saved (checked at most once
+        per MUSICBUD_MODEL_RELOAD_SECONDS). None when there is none that passes its integrity check."""
+        now = time.monotonic()
+        if now - self._checked.get(model_key, -1e9) >= settings.MUSICBUD_MODEL_RELOAD_SECONDS:
+            self._checked[model_key] = now
+            self._refresh(model_key)
+        return self._models.get(model_key)
+
+    def _refresh(self, model_key: str) -> None:
+        try:
+            version = current_version(self.model_dir, model_key)
+        except Exception as exc:  # an unreadable manifest is treated like a corrupt model
+            logger.warning("Manifest of %s model unreadable (%s); keeping what is served", model_key, exc)
+            return
+        if version is None or version == self._versions.get(model_key) or version == self._refused.get(model_key):
+            return
+        with self._lock:
+            if version == self._versions.get(model_key):
+                return
+            try:
+                model = load_model(self.model_dir, model_key, hmac_key=hmac_key())
+            except (ModelIntegrityError, ModelNotFoundError, OSError, ValueError, EOFError) as exc:
+                self._refused[model_key] = version
+                logger.warning("Refused %s model version %s: %s; %s", model_key, version, exc,
+                               "keeping the served version" if model_key in self._models else "falling back to popularity")
+                return
+            self._models[model_key] = model
+            self._versions[model_key] = version
+            logger.info("Serving %s model version %s", model_key, version)
+
+    def put(self, model_key: str, model: TrainedModel) -> None:
+        """Serve a model this process just trained (and saved) without reading it back."""
+        with self._lock:
+            self._models[model_key] = model
+            self._versions[model_key] = model.manifest.get("version")
+            self._checked[model_key] = time.monotonic()
+
+    def version(self, model_key: str) -> dict | None:
+        model = self.get(model_key)
+        if model is None:
+            return None
+        return {"version": model.manifest.get("version"), "trained_at": model.manifest.get("trained_at")}
+
+    # --- username -> ParentUser uid, written with the models so serving needs no graph round trip ---
+    def users(self) -> dict[str, str]:
+        now = time.monotonic()
+        if now - self._users_checked >= settings.MUSICBUD_MODEL_RELOAD_SECONDS:
+            self._users_checked = now
+            path = self.model_dir / USER_DIRECTORY_FILE
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                return self._users
+            if mtime != self._users_mtime:
+                try:
+                    self._users = json.loads(path.read_text())
+                    self._users_mtime = mtime
+                except (OSError, ValueError) as exc:
+                    logger.warning("User directory %s unreadable: %s", path, exc)
+        return self._users
+
+    def remember_user(self, username: str, uid: str) -> None:
+        self._users = {**self._users, username: uid}
+
+
+def user_directory_save(*, model_dir: Path, usernames: dict[str, str]) -> None:
+    """Atomically write {username: uid} beside the models (plain JSON: nothing in it runs when read)."""
+    model_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=model_dir, prefix=".users-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(usernames, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, model_dir / USER_DIRECTORY_FILE)
+
+
+registry = ModelRegistry()

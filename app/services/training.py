@@ -1,0 +1,110 @@
+"""Training one content type: extract from the graph, hold out a slice to measure, fit, cache item details,
+save atomically. Only the recommendation service calls this (under its training lock)."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+import scipy.sparse as sp
+from django.conf import settings
+
+from ai import evaluation
+from ai.model_store import TrainedModel, save_model
+from ai.recommendation_engine import SERVICE_DEFAULTS, PopularityRecommender, make_recommender
+from app.content_types import ContentType
+from app.services import recommendation_data_service as data
+from app.services.model_registry import hmac_key, user_directory_save
+
+logger = logging.getLogger(__name__)
+
+
+def lightfm_parameters() -> dict:
+    params = {**SERVICE_DEFAULTS, **settings.LIGHTFM_OVERRIDES}
+    params["num_threads"] = settings.LIGHTFM_THREADS
+    params["random_state"] = settings.LIGHTFM_RANDOM_STATE
+    return params
+
+
+def holdout_split(matrix: sp.csr_matrix, *, fraction: float, max_users: int, seed: int = 42
+                  ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(train, test): a per-user random hold-out of `fraction` of the items of at most `max_users` users.
+
+    The served model is the one fitted on `train`, so evaluating costs no second fit; the held-out
+    interactions are a small share of the whole and are still filtered from that user's recommendations."""
+    if fraction <= 0 or max_users <= 0 or matrix.nnz == 0:
+        return matrix, sp.csr_matrix(matrix.shape, dtype=matrix.dtype)
+    train_all, test_all = evaluation.train_test_split_per_user(matrix, test_fraction=fraction, seed=seed)
+    candidates = np.flatnonzero(np.diff(test_all.indptr) > 0)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(candidates, size=min(max_users, len(candidates)), replace=False) if len(candidates) else []
+    keep = np.zeros(matrix.shape[0], dtype=np.float32)
+    keep[chosen] = 1.0
+    test = (sp.diags(keep) @ test_all).tocsr()
+    test.eliminate_zeros()
+    train = (matrix - test).tocsr()
+    train.eliminate_zeros()
+    return train, test
+
+
+def model_train(*, content_type: ContentType, show_progress: bool = False) -> TrainedModel | None:
+    """Train, evaluate and save one type's model; None when the graph has no interactions of that type."""
+    ct = content_type
+    timings = {}
+    t0 = time.perf_counter()
+    inter = data.interactions_for(content_type=ct)
+    timings["extract_seconds"] = round(time.perf_counter() - t0, 3)
+    if inter.nnz == 0:
+        logger.warning("No %s interactions in the graph: no model trained", ct.key)
+        return None
+    train, test = holdout_split(inter.matrix, fraction=settings.MUSICBUD_EVAL_HOLDOUT,
+                                max_users=settings.MUSICBUD_EVAL_USERS)
+    params = lightfm_parameters()
+    t0 = time.perf_counter()
+    model = make_recommender(**params)
+    model.fit(train, show_progress=show_progress)
+    timings["fit_seconds"] = round(time.perf_counter() - t0, 3)
+    popularity = PopularityRecommender().fit(inter.matrix)
+    metrics = evaluation.evaluate(model, train, test, k=10) if test.nnz else {}
+    if metrics:
+        logger.info("%s model: P@10 %.4f R@10 %.4f NDCG@10 %.4f AUC %.4f coverage %.4f on %d held-out users",
+                    ct.model_key, metrics["precision_at_k"], metrics["recall_at_k"], metrics["ndcg_at_k"],
+                    metrics["auc"], metrics["coverage"], metrics["users_evaluated"])
+    t0 = time.perf_counter()
+    items: dict[str, dict] = {}
+    for start in range(0, len(inter.item_ids), 20_000):
+        items.update(data.items_by_ids(content_type=ct, ids=inter.item_ids[start:start + 20_000]))
+    timings["details_seconds"] = round(time.perf_counter() - t0, 3)
+    trained = TrainedModel(
+        content_type=ct.model_key,
+        model=model,
+        popularity=popularity,
+        user_map=inter.user_map,
+        item_map=inter.item_map,
+        matrix=inter.matrix,
+        items=items,
+        manifest={
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "engine": model.name,
+            "counts": {"users": len(inter.user_ids), "items": len(inter.item_ids), "interactions": inter.nnz,
+                       "held_out": int(test.nnz)},
+            "metrics": metrics,
+            "parameters": {k: v for k, v in params.items()},
+            "timings": timings,
+        },
+    )
+    t0 = time.perf_counter()
+    version = save_model(settings.MUSICBUD_MODEL_DIR, trained, hmac_key=hmac_key())
+    trained.manifest["version"] = version
+    timings["save_seconds"] = round(time.perf_counter() - t0, 3)
+    logger.info("Trained %s model version %s: %s", ct.model_key, version, timings)
+    return trained
+
+
+def users_directory_refresh() -> int:
+    """Save {username: uid} of every app user beside the models; returns how many."""
+    directory = data.users_directory()
+    user_directory_save(model_dir=settings.MUSICBUD_MODEL_DIR,
+                        usernames={v["username"]: uid for uid, v in directory.items() if v["username"]})
+    return len(directory)
