@@ -122,6 +122,8 @@ def weight_expression(ct: ContentType, rel: str = "r") -> str:
     """Cypher for the weight of one edge `rel` of this type, from the table."""
     cases = []
     for rel_type, weight in ct.edges.items():
-        value = f"coalesce(toFloat({rel}.score), {DEFAULT_SCORE_WEIGHT})" if weight is None else repr(float(weight))
+        # a missing or non-positive score (MAL's "watched, unrated") weighs the default
+        value = (f"CASE WHEN toFloat({rel}.score) > 0 THEN toFloat({rel}.score) ELSE {DEFAULT_SCORE_WEIGHT} END"
+                 if weight is None else repr(float(weight)))
         cases.append(f"WHEN '{rel_type}' THEN {value}")
     return f"CASE type({rel}) {' '.join(cases)} END"

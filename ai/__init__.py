@@ -1,0 +1,6 @@
+"""The recommendation engine: plain numpy/scipy/LightFM, no Django, no Neo4j.
+
+- ai.recommendation_engine: the recommenders (LightFM, popularity) behind one API, and their fallback chain.
+- ai.evaluation: per-user train/test split and ranking metrics.
+- ai.model_store: trained models on disk (atomic, versioned, HMAC-verified).
+"""

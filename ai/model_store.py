@@ -1,0 +1,445 @@
+"""Trained models on disk: atomic, versioned, HMAC-verified.
+
+Layout of MODEL_DIR (mode 0700), for a content type ``ct`` such as ``movie``::
+
+    {ct}_manifest.json           the pointer: names the current version and holds every file's HMAC
+    {ct}-{version}/              one directory per version, complete before the manifest names it
+        {ct}_model.pkl           {"model": RecommenderBase, "popularity": PopularityRecommender}
+        {ct}_user_map.pkl        external user id (str) -> row
+        {ct}_item_map.pkl        external item id (str) -> column
+        {ct}_matrix.pkl          the training interactions (users x items csr)
+        {ct}_items.pkl           item id -> details dict
+
+Saving writes the files into a temporary directory, fsyncs them, renames the directory into place and
+only then replaces the manifest (temp file, fsync, ``os.replace``), so a crash at any point leaves the
+previous version current and loadable. Loading reads each file into memory and checks its HMAC-SHA256
+(keyed with the service's secret, bound to content type, version and file name) before unpickling
+anything: joblib unpickling runs code, so an unverified file is never unpickled. The manifest itself
+is signed too, so a wrong key is refused up front.
+
+Concurrent savers use unique temporary names and take a per-content-type lock (``fcntl.flock``) for the
+rename / switch / prune step; the last one to switch wins. Readers need no lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+
+from ai.recommendation_engine import (
+    FallbackChain,
+    PopularityRecommender,
+    RecommenderBase,
+    UnknownItemError,
+    UnknownUserError,
+)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: saves are still atomic, only not serialised
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelIntegrityError",
+    "ModelNotFoundError",
+    "TrainedModel",
+    "current_version",
+    "load_model",
+    "read_manifest",
+    "save_model",
+]
+
+MANIFEST_FORMAT = 1
+PARTS = ("model", "user_map", "item_map", "matrix", "items")
+_CONTENT_TYPE = re.compile(r"^[a-z0-9_]{1,64}$")
+_VERSION = r"\d{8}T\d{12}Z-[0-9a-f]{6}"
+_STALE_TEMP_SECONDS = 3600.0
+_RETRAIN = "retrain it (python manage.py train_models)"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No trained model of that content type in the model directory."""
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model file is missing, truncated, corrupt or was modified (or the HMAC key is wrong)."""
+
+
+@dataclass(eq=False)  # compared by identity: fields hold matrices
+class TrainedModel:
+    """One content type's trained model with everything serving needs (no DB round trip)."""
+
+    content_type: str
+    model: RecommenderBase
+    popularity: PopularityRecommender
+    user_map: dict[str, int] = field(repr=False)
+    item_map: dict[str, int] = field(repr=False)
+    matrix: sp.csr_matrix = field(repr=False)
+    items: dict[str, dict] = field(repr=False)
+    manifest: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.matrix = sp.csr_matrix(self.matrix)
+        if self.matrix.shape != (len(self.user_map), len(self.item_map)):
+            raise ValueError(
+                f"matrix {self.matrix.shape} must be (len(user_map), len(item_map)) = "
+                f"({len(self.user_map)}, {len(self.item_map)}): build the maps and the matrix together"
+            )
+        for engine in (self.model, self.popularity):
+            if engine.is_fitted and engine.n_items != self.matrix.shape[1]:
+                raise ValueError(f"{engine.name} was fitted on {engine.n_items} items, the matrix has "
+                                 f"{self.matrix.shape[1]}: fit it on this matrix")
+
+    @cached_property
+    def item_ids(self) -> np.ndarray:
+        """External item ids by column (object array)."""
+        ids = np.empty(len(self.item_map), dtype=object)
+        ids[list(self.item_map.values())] = list(self.item_map.keys())
+        return ids
+
+    @cached_property
+    def _chain(self) -> FallbackChain:
+        same = self.model is self.popularity or isinstance(self.model, PopularityRecommender)
+        return FallbackChain([self.popularity] if same else [self.model, self.popularity])
+
+    def recommend(self, user_key: str | None, n: int = 10, exclude: set[str] | None = None
+                  ) -> list[tuple[str, float, str]]:
+        """[(item id, score, source)], best first: the model for a known user, topped up (or replaced,
+        for an unknown or None user) by popular items. Never an item of the user's row or of `exclude`."""
+        row = self.user_map.get(str(user_key)) if user_key is not None else None
+        user_items = self.matrix[row] if row is not None else None
+        excluded = [self.item_map[key] for key in map(str, exclude or ()) if key in self.item_map]
+        results = self._chain.recommend(row, user_items, n=n, filter_items=np.asarray(excluded, dtype=np.int64))
+        return [(self.item_ids[item], score, source) for item, score, source in results]
+
+    def similar_items(self, item_key: str, n: int = 10) -> list[tuple[str, float]]:
+        """[(item id, cosine)] most similar first; UnknownItemError for an id the model has not seen."""
+        column = self.item_map.get(str(item_key))
+        if column is None:
+            raise UnknownItemError(item_key)
+        ids, scores = self.model.similar_items(column, n=n)
+        return [(self.item_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
+
+    def similar_users(self, user_key: str, n: int = 10) -> list[tuple[str, float]]:
+        """[(user id, similarity in [0, 1])]; [] when the model has no user factors (popularity)."""
+        row = self.user_map.get(str(user_key))
+        if row is None:
+            raise UnknownUserError(user_key)
+        if not hasattr(self.model, "similar_users"):
+            return []
+        ids, scores = self.model.similar_users(row, n=n)
+        user_ids = self._user_ids
+        return [(user_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
+
+    @cached_property
+    def _user_ids(self) -> np.ndarray:
+        ids = np.empty(len(self.user_map), dtype=object)
+        ids[list(self.user_map.values())] = list(self.user_map.keys())
+        return ids
+
+    def explain(self, user_key: str, item_key: str, k: int = 3) -> list[str]:
+        """Ids of up to k items of the user's history most like `item_key`; [] when it cannot be said."""
+        row, column = self.user_map.get(str(user_key)), self.item_map.get(str(item_key))
+        if row is None or column is None or not hasattr(self.model, "explain"):
+            return []
+        reasons = self.model.explain(row, column, self.matrix[row], k=k)
+        return [self.item_ids[item] for item, _ in reasons]
+
+
+# --- paths and keys ----------------------------------------------------------------------------------
+def _check_content_type(content_type: str) -> str:
+    if not isinstance(content_type, str) or not _CONTENT_TYPE.match(content_type):
+        raise ValueError(f"content type {content_type!r} must match {_CONTENT_TYPE.pattern} (it names files)")
+    return content_type
+
+
+def _check_key(hmac_key: bytes | str) -> bytes:
+    key = hmac_key.encode() if isinstance(hmac_key, str) else bytes(hmac_key)
+    if not key:
+        raise ValueError("hmac_key is empty: set MUSICBUD_MODEL_HMAC_KEY (any long random secret)")
+    return key
+
+
+def _manifest_path(model_dir: str | os.PathLike, content_type: str) -> Path:
+    return Path(model_dir) / f"{_check_content_type(content_type)}_manifest.json"
+
+
+def _file_name(content_type: str, part: str) -> str:
+    return f"{content_type}_{part}.pkl"
+
+
+def _file_mac(key: bytes, content_type: str, version: str, name: str, data: bytes) -> str:
+    mac = hmac.new(key, f"musicbud-model/{MANIFEST_FORMAT}\0{content_type}\0{version}\0{name}\0".encode(),
+                   hashlib.sha256)
+    mac.update(data)
+    return mac.hexdigest()
+
+
+def _canonical(manifest: dict) -> bytes:
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _sign(key: bytes, manifest: dict) -> str:
+    return hmac.new(key, b"musicbud-manifest\0" + _canonical(manifest), hashlib.sha256).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"manifest value {value!r} ({type(value).__name__}) is not JSON serialisable")
+
+
+def _new_version() -> str:
+    """UTC timestamp to the microsecond plus 6 random hex digits: sorts by time, unique across processes."""
+    now = time.time_ns() // 1000
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000))
+    return f"{stamp}{now % 1_000_000:06d}Z-{secrets.token_hex(3)}"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _ensure_dir(model_dir: str | os.PathLike) -> Path:
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+    return directory
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, content_type: str) -> Iterator[None]:
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    fd = os.open(directory / f".{content_type}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+# --- save -------------------------------------------------------------------------------------------
+def save_model(model_dir: str | os.PathLike, trained: TrainedModel, *, hmac_key: bytes,
+               keep_versions: int = 2) -> str:
+    """Write `trained` as a new version, switch the manifest to it, prune old versions; return the version.
+
+    The manifest gets version, trained_at (kept if given), counts (users, items, interactions, added to
+    any given) and every file's HMAC on top of what trained.manifest holds (metrics, parameters, engine...);
+    trained.manifest is replaced by the saved one.
+    """
+    if keep_versions < 1:
+        raise ValueError(f"keep_versions={keep_versions}: keep at least the current version (1)")
+    key = _check_key(hmac_key)
+    ct = _check_content_type(trained.content_type)
+    directory = _ensure_dir(model_dir)
+    version = _new_version()
+    payload = {
+        "model": {"model": trained.model, "popularity": trained.popularity},
+        "user_map": dict(trained.user_map),
+        "item_map": dict(trained.item_map),
+        "matrix": sp.csr_matrix(trained.matrix),
+        "items": dict(trained.items),
+    }
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{ct}-{version}.", suffix=".tmp", dir=directory))  # mode 0700
+    final_dir = directory / f"{ct}-{version}"
+    switched = False
+    try:
+        files = {}
+        for part, obj in payload.items():
+            name = _file_name(ct, part)
+            with open(tmp_dir / name, "wb") as f:
+                joblib.dump(obj, f)
+                f.flush()
+                os.fsync(f.fileno())
+            data = (tmp_dir / name).read_bytes()  # what is on disk is what gets authenticated
+            files[name] = {"hmac": _file_mac(key, ct, version, name, data), "bytes": len(data)}
+        _fsync_dir(tmp_dir)
+        given = json.loads(json.dumps(trained.manifest or {}, default=_json_default))
+        manifest = {
+            **given,
+            "format": MANIFEST_FORMAT,
+            "content_type": ct,
+            "version": version,
+            "directory": final_dir.name,
+            "trained_at": (trained.manifest or {}).get("trained_at")
+            or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "counts": {**(given.get("counts") or {}), "users": int(trained.matrix.shape[0]),
+                       "items": int(trained.matrix.shape[1]), "interactions": int(trained.matrix.nnz)},
+            "files": files,
+        }
+        manifest["signature"] = _sign(key, manifest)
+        with _locked(directory, ct):
+            os.rename(tmp_dir, final_dir)
+            _fsync_dir(directory)
+            _write_atomic(_manifest_path(directory, ct), json.dumps(manifest, indent=2).encode())
+            switched = True
+            _prune(directory, ct, current=version, keep_versions=keep_versions)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not switched:  # the manifest still names the previous version: drop the unused new one
+            shutil.rmtree(final_dir, ignore_errors=True)
+        raise
+    trained.manifest = manifest
+    logger.info("saved %s model version %s in %s", ct, version, directory)
+    return version
+
+
+def _prune(directory: Path, content_type: str, *, current: str, keep_versions: int) -> None:
+    """Remove versions beyond the newest keep_versions (never the current one) and stale temp dirs."""
+    pattern = re.compile(rf"^{re.escape(content_type)}-({_VERSION})$")
+    versions = sorted((m.group(1) for p in directory.iterdir() if (m := pattern.match(p.name))), reverse=True)
+    keep = {current, *[v for v in versions if v != current][:keep_versions - 1]}
+    for version in versions:
+        if version not in keep:
+            shutil.rmtree(directory / f"{content_type}-{version}", ignore_errors=True)
+    now = time.time()
+    for path in directory.glob(f".{content_type}-*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > _STALE_TEMP_SECONDS:  # left by a crashed save
+                shutil.rmtree(path, ignore_errors=True)
+
+
+# --- load -------------------------------------------------------------------------------------------
+def read_manifest(model_dir: str | os.PathLike, content_type: str) -> dict | None:
+    """The current manifest (not verified: no key needed), or None when there is no model yet."""
+    path = _manifest_path(model_dir, content_type)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise ModelIntegrityError(f"{path}: not valid JSON ({exc}); {_RETRAIN}") from None
+    if not isinstance(manifest, dict):
+        raise ModelIntegrityError(f"{path}: not a JSON object; {_RETRAIN}")
+    return manifest
+
+
+def current_version(model_dir: str | os.PathLike, content_type: str) -> str | None:
+    """The version the manifest points to, or None. Cheap: reads only the small manifest."""
+    manifest = read_manifest(model_dir, content_type)
+    return None if manifest is None else manifest.get("version")
+
+
+def load_model(model_dir: str | os.PathLike, content_type: str, *, hmac_key: bytes) -> TrainedModel:
+    """The current version, every file's HMAC verified before anything is unpickled.
+
+    ModelNotFoundError when there is no model; ModelIntegrityError (naming the file) when a file is
+    missing, truncated, corrupt, modified, or the key is wrong.
+    """
+    key = _check_key(hmac_key)
+    ct = _check_content_type(content_type)
+    for _attempt in range(3):
+        manifest = read_manifest(model_dir, ct)
+        if manifest is None:
+            raise ModelNotFoundError(f"no {ct!r} model in {Path(model_dir)}: train one first "
+                                     "(python manage.py train_models)")
+        try:
+            blobs = _verified_files(Path(model_dir), ct, manifest, key)
+        except ModelIntegrityError:
+            if current_version(model_dir, ct) != manifest.get("version"):
+                continue  # a concurrent save switched versions (and pruned ours) while we read: again
+            raise
+        return _unpickle(ct, manifest, blobs)
+    raise ModelIntegrityError(f"the {ct!r} model in {model_dir} kept changing while loading; try again")
+
+
+def _verified_files(directory: Path, ct: str, manifest: dict, key: bytes) -> dict[str, bytes]:
+    manifest_path = _manifest_path(directory, ct)
+    signature = manifest.get("signature")
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(key, manifest)):
+        raise ModelIntegrityError(
+            f"{manifest_path}: signature does not match: the HMAC key (MUSICBUD_MODEL_HMAC_KEY) differs from "
+            f"the one that saved it, or the manifest was modified; {_RETRAIN}"
+        )
+    version = manifest.get("version", "")
+    if manifest.get("content_type") != ct or manifest.get("directory") != f"{ct}-{version}":
+        raise ModelIntegrityError(f"{manifest_path}: names another content type or directory; {_RETRAIN}")
+    blobs = {}
+    for part in PARTS:
+        name = _file_name(ct, part)
+        path = directory / manifest["directory"] / name
+        expected = (manifest.get("files") or {}).get(name)
+        if not isinstance(expected, dict):
+            raise ModelIntegrityError(f"{path}: not listed in the manifest; {_RETRAIN}")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelIntegrityError(f"{path}: missing; {_RETRAIN}") from None
+        if len(data) != expected.get("bytes"):
+            raise ModelIntegrityError(
+                f"{path}: {len(data)} bytes where the manifest says {expected.get('bytes')} (truncated or "
+                f"overwritten); {_RETRAIN}"
+            )
+        if not hmac.compare_digest(_file_mac(key, ct, version, name, data), str(expected.get("hmac"))):
+            raise ModelIntegrityError(f"{path}: HMAC mismatch (corrupt or modified); refusing to unpickle it; "
+                                      f"{_RETRAIN}")
+        blobs[part] = data
+    return blobs
+
+
+def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
+    objs = {part: joblib.load(io.BytesIO(data)) for part, data in blobs.items()}  # verified bytes only
+    engines = objs["model"]
+    if not (isinstance(engines, dict) and isinstance(engines.get("model"), RecommenderBase)
+            and isinstance(engines.get("popularity"), PopularityRecommender)):
+        raise ModelIntegrityError(f"{_file_name(ct, 'model')}: does not hold {{model, popularity}} recommenders")
+    return TrainedModel(
+        content_type=ct,
+        model=engines["model"],
+        popularity=engines["popularity"],
+        user_map=objs["user_map"],
+        item_map=objs["item_map"],
+        matrix=objs["matrix"],
+        items=objs["items"],
+        manifest=manifest,
+    )
