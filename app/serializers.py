@@ -54,7 +54,7 @@ def item_serializer(ct: ContentType, *, with_similarity: bool = False, **kwargs)
         name = f"{ct.label}Similar"
     else:
         fields["recommendation_score"] = serializers.FloatField()
-        fields["reason"] = serializers.ChoiceField(choices=["personalised", "popular"])
+        fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "popular"])
         fields["because"] = _because_serializer(ct, many=True)
         name = f"{ct.label}Recommendation"
     return inline_serializer(name=name, fields=fields, **kwargs)

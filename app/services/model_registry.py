@@ -109,6 +109,13 @@ class ModelRegistry:
     def remember_user(self, username: str, uid: str) -> None:
         self._users = {**self._users, username: uid}
 
+    def usernames_by_uid(self) -> dict[str, str]:
+        users = self.users()
+        if getattr(self, "_by_uid_source", None) is not users:
+            self._by_uid = {uid: name for name, uid in users.items()}
+            self._by_uid_source = users
+        return self._by_uid
+
 
 def user_directory_save(*, model_dir: Path, usernames: dict[str, str]) -> None:
     """Atomically write {username: uid} beside the models (plain JSON: nothing in it runs when read)."""

@@ -13,6 +13,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from django.conf import settings
 
 from ai.model_store import TrainedModel
@@ -79,10 +81,90 @@ def recommendations_for_user(*, username: str, content_type: str, n: int, explai
     model = registry.get(ct.model_key)
     exclude = _history_outside_model(model, ct, uid)
     if model is not None:
+        if uid is not None and uid not in model.user_map:
+            crossed = _cross_domain(model, ct, uid, n, exclude, explain)
+            if crossed is not None:
+                return crossed
         ranked = model.recommend(uid, n=n, exclude=exclude)
         return [_item_out(model, ct, item_id, score, source, uid, explain) for item_id, score, source in ranked]
     logger.warning("No trained %s model: serving popular items from the graph", ct.model_key)
     return _popular_from_graph(ct, n, exclude)
+
+
+def _cross_domain(model: TrainedModel, ct: ContentType, uid: str, n: int, exclude: set[str],
+                  explain: bool) -> list[dict] | None:
+    """Items of a type the user has no history in, ranked by the joint taste model from their history in the
+    other types (then topped up with popular ones). None when the taste model does not know the user."""
+    from app.services.training import TASTE_KEY, taste_key
+
+    taste = registry.get(TASTE_KEY)
+    row = taste.user_map.get(uid) if taste is not None else None
+    if row is None or not hasattr(taste.model, "item_factors"):
+        return None
+    columns, ids = _taste_columns(taste, ct)
+    if columns.size == 0:
+        return None
+    scores = taste.model.item_factors[columns] @ taste.model.user_factors[row]
+    order = np.argsort(-scores, kind="stable")
+    out, seen = [], set(exclude)
+    for i in order:
+        item_id = ids[i]
+        if item_id in seen or item_id not in model.item_map:
+            continue
+        seen.add(item_id)
+        item = dict(model.items.get(item_id) or {"id": item_id})
+        item["recommendation_score"] = round(float(scores[i]), 6)
+        item["reason"] = "cross_domain"
+        because = taste.explain(uid, taste_key(ct, item_id), k=3) if explain else []
+        item["because"] = [{"id": taste.items[b]["id"], ct.title_property: taste.items[b]["title"]} for b in because]
+        out.append(item)
+        if len(out) == n:
+            return out
+    for item_id, score, source in model.recommend(None, n=n + len(seen)):
+        if item_id not in seen and len(out) < n:
+            seen.add(item_id)
+            out.append(_item_out(model, ct, item_id, score, source, uid, explain))
+    return out
+
+
+_PROFILES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _taste_profiles(taste: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's taste as one unit vector: the mean of the learned (unit) representations of every item in
+    their history, across all types. Comparing these ranks buds; it is steadier than comparing the raw user
+    embeddings, whose scale and bias direction vary with how active a user is. Cached per model version."""
+    version = taste.manifest.get("version", "")
+    cached = _PROFILES.get(version)
+    if cached is None:
+        item_vectors = np.asarray(taste.model.item_factors[:, :-1], dtype=np.float32)
+        item_vectors = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+        binary = taste.matrix.copy()
+        binary.data[:] = 1.0
+        profiles = np.asarray(binary @ item_vectors, dtype=np.float32)
+        profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+        user_ids = np.empty(len(taste.user_map), dtype=object)
+        user_ids[list(taste.user_map.values())] = list(taste.user_map.keys())
+        cached = (profiles, user_ids)
+        _PROFILES.clear()
+        _PROFILES[version] = cached
+    return cached
+
+
+_TASTE_COLUMNS: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+
+
+def _taste_columns(taste: TrainedModel, ct: ContentType) -> tuple[np.ndarray, list[str]]:
+    """The taste model's columns of one type and their item ids (cached per taste model version)."""
+    key = (taste.manifest.get("version", ""), ct.model_key)
+    cached = _TASTE_COLUMNS.get(key)
+    if cached is None:
+        prefix = f"{ct.model_key}:"
+        pairs = sorted((col, k[len(prefix):]) for k, col in taste.item_map.items() if k.startswith(prefix))
+        cached = (np.array([c for c, _ in pairs], dtype=np.int64), [i for _, i in pairs])
+        _TASTE_COLUMNS.clear()
+        _TASTE_COLUMNS[key] = cached
+    return cached
 
 
 def _popular_from_graph(ct: ContentType, n: int, exclude: set[str]) -> list[dict]:
@@ -109,9 +191,39 @@ def recommendations_all_for_user(*, username: str, n: int = 10) -> dict[str, lis
     return out
 
 
-def buds_for_user(*, username: str, n: int = 10) -> list[dict]:
-    """Other app users with similar taste. (Filled in by the buds work; empty until then.)"""
-    return []
+def buds_for_user(*, username: str, n: int = 10, shared_per_type: int = 3) -> list[dict]:
+    """Other app users ranked by taste similarity across every domain they have (the joint taste model's
+    user representations, cosine mapped to 0..1), each with a few items both have, per type. Never the
+    user themself; a user with no history gets no buds rather than random people."""
+    from app.services.training import TASTE_KEY
+
+    taste = registry.get(TASTE_KEY)
+    uid = user_uid_get(username=username)
+    if taste is None or uid is None or uid not in taste.user_map or not hasattr(taste.model, "item_factors"):
+        if taste is None:
+            logger.warning("No taste model trained yet: no buds for %s", username)
+        return []
+    profiles, user_ids = _taste_profiles(taste)
+    me = taste.user_map[uid]
+    sims = (profiles @ profiles[me] + 1.0) / 2.0
+    sims[me] = -1.0
+    top = np.argpartition(-sims, min(n, len(sims) - 1))[:n] if len(sims) > n else np.arange(len(sims))
+    top = top[np.argsort(-sims[top], kind="stable")]
+    similar = [(user_ids[i], float(sims[i])) for i in top if i != me]
+    usernames = registry.usernames_by_uid()
+    mine = set(taste.matrix[taste.user_map[uid]].indices.tolist())
+    out = []
+    for other, similarity in similar:
+        common = sorted(mine & set(taste.matrix[taste.user_map[other]].indices.tolist()))
+        shared: dict[str, list[dict]] = {}
+        for col in common:
+            item = taste.items[taste.item_ids[col]]
+            group = shared.setdefault(item["type"], [])
+            if len(group) < shared_per_type:
+                group.append({"id": item["id"], "title": item["title"]})
+        out.append({"id": other, "username": usernames.get(other, other), "similarity": round(similarity, 6),
+                    "shared": shared})
+    return out
 
 
 def popular_items(*, content_type: str, n: int) -> list[dict]:
@@ -125,7 +237,9 @@ def popular_items(*, content_type: str, n: int) -> list[dict]:
 
 
 def models_status() -> dict[str, dict | None]:
-    return {ct.model_key: registry.version(ct.model_key) for ct in CONTENT_TYPES}
+    from app.services.training import TASTE_KEY
+
+    return {key: registry.version(key) for key in [ct.model_key for ct in CONTENT_TYPES] + [TASTE_KEY]}
 
 
 # --- training ---------------------------------------------------------------------------------------------
@@ -149,7 +263,7 @@ def _training_lock():
 def models_train(*, content_types: list[str] | None = None, show_progress: bool = False) -> dict[str, bool]:
     """Train every content type (or the given ones); {model_key: trained}. One failing type does not stop
     the others; each failure is logged with its reason. Raises TrainingInProgressError when one is running."""
-    from app.services.training import model_train, users_directory_refresh
+    from app.services.training import TASTE_KEY, model_train, taste_model_train, users_directory_refresh
 
     rows = [content_type_get(key=k) for k in content_types] if content_types else list(CONTENT_TYPES)
     results: dict[str, bool] = {}
@@ -172,6 +286,15 @@ def models_train(*, content_types: list[str] | None = None, show_progress: bool 
                 continue
             registry.put(ct.model_key, trained)
             results[ct.model_key] = True
+        try:
+            served = {ct.model_key: registry.get(ct.model_key) for ct in CONTENT_TYPES}
+            taste = taste_model_train(trained=served, show_progress=show_progress)
+            if taste is not None:
+                registry.put(TASTE_KEY, taste)
+            results[TASTE_KEY] = taste is not None
+        except Exception as exc:
+            logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
+            results[TASTE_KEY] = False
         logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
     return results
 

@@ -108,3 +108,63 @@ def users_directory_refresh() -> int:
     user_directory_save(model_dir=settings.MUSICBUD_MODEL_DIR,
                         usernames={v["username"]: uid for uid, v in directory.items() if v["username"]})
     return len(directory)
+
+
+TASTE_KEY = "taste"
+
+
+def taste_key(ct: ContentType, item_id: str) -> str:
+    """An item's column name in the joint taste model: "<model key>:<item id>" (e.g. "movie:tt0114709")."""
+    return f"{ct.model_key}:{item_id}"
+
+
+def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool = False) -> TrainedModel | None:
+    """One LightFM model over every item type at once, from the per-type models' matrices.
+
+    Its user representations describe a user's taste across domains: they rank buds (similar users), and
+    they recommend items of a type the user has no history in from their history in the others
+    (cross-domain). Columns are "<type>:<id>"; rows are ParentUser uids."""
+    from app.content_types import BY_MODEL_KEY
+
+    parts = [(BY_MODEL_KEY[key], model) for key, model in trained.items() if model is not None]
+    if not parts:
+        return None
+    users: dict[str, int] = {}
+    for _, model in parts:
+        for uid in model.user_map:
+            users.setdefault(uid, len(users))
+    blocks, item_map, items = [], {}, {}
+    for ct, model in parts:
+        rows = np.empty(len(model.user_map), dtype=np.int64)
+        for uid, row in model.user_map.items():
+            rows[row] = users[uid]
+        coo = model.matrix.tocoo()
+        offset = len(item_map)
+        blocks.append((rows[coo.row], coo.col + offset, coo.data))
+        for item_id, col in sorted(model.item_map.items(), key=lambda kv: kv[1]):
+            key = taste_key(ct, item_id)
+            item_map[key] = offset + col
+            details = model.items.get(item_id) or {}
+            items[key] = {"id": item_id, "type": ct.key, "title": details.get(ct.title_property)}
+    r = np.concatenate([b[0] for b in blocks])
+    c = np.concatenate([b[1] for b in blocks])
+    w = np.concatenate([b[2] for b in blocks]).astype(np.float32)
+    matrix = sp.csr_matrix((w, (r, c)), shape=(len(users), len(item_map)))
+    params = lightfm_parameters()
+    t0 = time.perf_counter()
+    model = make_recommender(**params)
+    model.fit(matrix, show_progress=show_progress)
+    fit_seconds = round(time.perf_counter() - t0, 3)
+    taste = TrainedModel(
+        content_type=TASTE_KEY, model=model, popularity=PopularityRecommender().fit(matrix),
+        user_map=users, item_map=item_map, matrix=matrix, items=items,
+        manifest={
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "engine": model.name,
+            "counts": {"users": len(users), "items": len(item_map), "interactions": int(matrix.nnz)},
+            "metrics": {}, "parameters": params, "timings": {"fit_seconds": fit_seconds},
+        },
+    )
+    taste.manifest["version"] = save_model(settings.MUSICBUD_MODEL_DIR, taste, hmac_key=hmac_key())
+    logger.info("Trained the joint taste model (%d users, %d items, %d interactions) in %.1fs",
+                len(users), len(item_map), matrix.nnz, fit_seconds)
+    return taste

@@ -22,7 +22,7 @@ async def test_staff_trains_every_type(client, users, demo_models):
     body = response.json()
     assert_envelope(body, success=True)
     assert body["message"] == "Model training completed"
-    assert body["data"] == {ct.model_key: True for ct in CONTENT_TYPES}
+    assert body["data"] == {**{ct.model_key: True for ct in CONTENT_TYPES}, "taste": True}
     assert registry.version("movie")["version"] != before
 
 
