@@ -17,12 +17,21 @@ from app.services.model_registry import registry
 DEMO_ARGS = dict(seed=7, users=80, items_per_type=60, interactions_per_user=15)
 
 
+_SEEDED: dict = {}
+
+
 @pytest.fixture(scope="module")
 def demo_models(neo4j, django_db_setup, django_db_blocker, tmp_path_factory):
-    """A fresh small demo graph in the throwaway Neo4j, and every type's model trained from it."""
+    """A small demo graph in the throwaway Neo4j and every type's model trained from it. Seeded and trained
+    once, and again only when another test module has wiped the graph (the marker node is gone)."""
     from app import graph
     from app.services.recommendation_service import models_train
 
+    marker = graph.query("MATCH (m:TestMarker {name: 'demo'}) RETURN m.run AS run")
+    if marker and _SEEDED.get("run") == marker[0]["run"]:
+        settings.MUSICBUD_MODEL_DIR = _SEEDED["model_dir"]
+        registry.__init__()
+        return _SEEDED["results"]
     settings.MUSICBUD_MODEL_DIR = tmp_path_factory.mktemp("models")
     registry.__init__()  # forget models of an earlier module
     graph.query("MATCH (n) DETACH DELETE n")
@@ -30,6 +39,9 @@ def demo_models(neo4j, django_db_setup, django_db_blocker, tmp_path_factory):
         call_command("seed_demo", **DEMO_ARGS, stdout=open("/dev/null", "w"))
     results = models_train()
     assert all(results.values()), results
+    run = time.time()
+    graph.query("CREATE (:TestMarker {name: 'demo', run: $run})", run=run)
+    _SEEDED.update(run=run, model_dir=settings.MUSICBUD_MODEL_DIR, results=results)
     return results
 
 
