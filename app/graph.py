@@ -31,6 +31,7 @@ def driver() -> Driver:
                     connection_timeout=5.0,
                     connection_acquisition_timeout=10.0,
                     max_transaction_retry_time=10.0,
+                    notifications_min_severity="OFF",  # e.g. "property does not exist" for optional details
                 )
                 db.set_connection(driver=d)
                 _driver = d
