@@ -98,6 +98,7 @@ def model_train(*, content_type: ContentType, show_progress: bool = False) -> Tr
     version = save_model(settings.MUSICBUD_MODEL_DIR, trained, hmac_key=hmac_key())
     trained.manifest["version"] = version
     timings["save_seconds"] = round(time.perf_counter() - t0, 3)
+    trained.manifest.setdefault("timings", {})["save_seconds"] = timings["save_seconds"]  # known only after saving
     logger.info("Trained %s model version %s: %s", ct.model_key, version, timings)
     return trained
 
