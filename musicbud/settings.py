@@ -86,6 +86,9 @@ LIGHTFM_THREADS = env_int("LIGHTFM_THREADS", os.cpu_count() or 1, minimum=1)
 LIGHTFM_RANDOM_STATE = env_int("LIGHTFM_RANDOM_STATE", 42)
 MUSICBUD_EVAL_HOLDOUT = env_float("MUSICBUD_EVAL_HOLDOUT", 0.2, minimum=0.0)
 MUSICBUD_EVAL_USERS = env_int("MUSICBUD_EVAL_USERS", 1000, minimum=0)
+# Below this many interactions a type is fitted twice: once without the held-out slice (to measure it),
+# then on everything (the model served). Above it the measured model is served, to keep training fast.
+MUSICBUD_REFIT_MAX_INTERACTIONS = env_int("MUSICBUD_REFIT_MAX_INTERACTIONS", 250_000, minimum=0)
 MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
 
 # --- API ---------------------------------------------------------------------------------------------
