@@ -11,7 +11,8 @@ WORKERS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean
+.PHONY: install run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean \
+	bench-deps bench-serving bench-training bench-memory
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,14 +43,35 @@ serve:
 	$(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
 		--loop uvloop --http httptools --no-access-log
 
-test: install
+test: install bench-deps
 	$(PY) -m pytest
 
 bench-quality: install
 	$(PY) bench/quality.py
 
-bench: install
+# Performance benchmarks (bench/harness.py starts their own Neo4j and server; seeded graphs cached in var/bench/).
+bench-deps:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+
+bench-serving: install bench-deps
+	$(PY) bench/serving.py
+
+bench-training: install
+	$(PY) bench/training.py
+
+bench-memory: install
+	$(PY) bench/memory.py
+
+bench-smoke: install bench-deps
+	$(PY) bench/training.py --smoke
+	$(PY) bench/serving.py --smoke
+	$(PY) bench/memory.py --smoke
+
+bench: install bench-deps
 	$(PY) bench/quality.py
+	$(PY) bench/training.py
+	$(PY) bench/serving.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) neo4j_launcher/target

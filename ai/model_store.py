@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -128,9 +129,12 @@ class TrainedModel:
         """[(item id, score, source)], best first: the model for a known user, topped up (or replaced,
         for an unknown or None user) by popular items. Never an item of the user's row or of `exclude`."""
         row = self.user_map.get(str(user_key)) if user_key is not None else None
-        user_items = self.matrix[row] if row is not None else None
-        excluded = [self.item_map[key] for key in map(str, exclude or ()) if key in self.item_map]
-        results = self._chain.recommend(row, user_items, n=n, filter_items=np.asarray(excluded, dtype=np.int64))
+        excluded = np.asarray([self.item_map[key] for key in map(str, exclude or ()) if key in self.item_map],
+                              dtype=np.int64)
+        if row is not None:  # the user's whole row (the engines' fit matrix lacks the held-out part)
+            excluded = np.concatenate([self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]],
+                                       excluded])
+        results = self._chain.recommend(row, None, n=n, filter_items=excluded)
         return [(self.item_ids[item], score, source) for item, score, source in results]
 
     def similar_items(self, item_key: str, n: int = 10) -> list[tuple[str, float]]:
@@ -160,11 +164,19 @@ class TrainedModel:
 
     def explain(self, user_key: str, item_key: str, k: int = 3) -> list[str]:
         """Ids of up to k items of the user's history most like `item_key`; [] when it cannot be said."""
-        row, column = self.user_map.get(str(user_key)), self.item_map.get(str(item_key))
-        if row is None or column is None or not hasattr(self.model, "explain"):
-            return []
-        reasons = self.model.explain(row, column, self.matrix[row], k=k)
-        return [self.item_ids[item] for item, _ in reasons]
+        return self.explain_many(user_key, [item_key], k=k)[0]
+
+    def explain_many(self, user_key: str, item_keys: list[str], k: int = 3) -> list[list[str]]:
+        """explain() for each of several items of one user, computed together (one page of recommendations)."""
+        row = self.user_map.get(str(user_key))
+        columns = [self.item_map.get(str(key)) for key in item_keys]
+        known = [column for column in columns if column is not None]
+        if row is None or not known or not hasattr(self.model, "explain_many"):
+            return [[] for _ in columns]
+        history = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
+        reasons = iter(self.model.explain_many(row, known, history, k=k))
+        return [[self.item_ids[item] for item, _ in next(reasons)] if column is not None else []
+                for column in columns]
 
 
 # --- paths and keys ----------------------------------------------------------------------------------
@@ -437,7 +449,7 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
         content_type=ct,
         model=engines["model"],
         popularity=engines["popularity"],
-        user_map=objs["user_map"],
+        user_map={sys.intern(uid): row for uid, row in objs["user_map"].items()},  # one copy of a uid per process
         item_map=objs["item_map"],
         matrix=objs["matrix"],
         items=objs["items"],

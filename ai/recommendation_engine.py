@@ -148,23 +148,22 @@ def _as_index_array(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).ravel()
 
 
-_BLOCK = 64
+_STRIDE = 32
 
 
 def _best_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest scores, unordered. For a big catalogue and a small k, first keep the k
-    blocks of 64 with the highest maxima (the k best items can only lie in those), then select among
-    those k * 64 candidates: ~4x faster than one argpartition over 20k items."""
+    """Indices of the k largest scores, unordered. For a big catalogue and a small k: the k-th largest of every
+    32nd score is a lower bound of the k-th largest of all (k of them are at least that big), so the k best
+    are among the scores at or above it (about 32 * k), and only those are partitioned: ~5x faster than one
+    argpartition over 20k items."""
     n_items = scores.shape[0]
     if k >= n_items:
         return np.arange(n_items)
-    n_blocks = n_items // _BLOCK
-    if k * _BLOCK * 4 > n_items:
+    if k * _STRIDE * 8 > n_items:
         return np.argpartition(scores, n_items - k)[n_items - k:]
-    block_max = scores[: n_blocks * _BLOCK].reshape(n_blocks, _BLOCK).max(axis=1)
-    blocks = np.argpartition(block_max, n_blocks - k)[n_blocks - k:]
-    candidates = (blocks[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
-    candidates = np.concatenate([candidates, np.arange(n_blocks * _BLOCK, n_items)])  # the partial last block
+    sample = scores[::_STRIDE]
+    threshold = np.partition(sample, sample.size - k)[sample.size - k]
+    candidates = np.flatnonzero(scores >= threshold)
     chosen = np.argpartition(scores[candidates], candidates.size - k)[candidates.size - k:]
     return candidates[chosen]
 
@@ -186,9 +185,9 @@ def _top_n(scores: np.ndarray, n: int, excluded: np.ndarray) -> tuple[np.ndarray
     return best.astype(np.int64, copy=False), scores[best].astype(np.float32, copy=False)
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    """Each row's length (at least 1e-12), float32: cosine is the dot product over both lengths."""
+    return np.maximum(np.linalg.norm(vectors, axis=1), 1e-12).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -266,8 +265,11 @@ class RecommenderBase(abc.ABC):
                 row = state.seen.matrix
                 return row.indices[row.indptr[int(userid)]:row.indptr[int(userid) + 1]].astype(np.int64)
             return _EMPTY_IDS
+        if isinstance(user_items, np.ndarray) and user_items.ndim == 1:  # the row's item indices already
+            return user_items.astype(np.int64, copy=False)
         if not sp.issparse(user_items):
-            raise TypeError("user_items must be the user's 1-row scipy.sparse matrix, e.g. interactions[userid]")
+            raise TypeError("user_items must be the user's 1-row scipy.sparse matrix, e.g. interactions[userid] "
+                            "(or a 1-D array of its item indices)")
         if user_items.shape[0] != 1:
             raise ValueError(
                 f"user_items must be the user's single row (1 x n_items), got shape {user_items.shape}: "
@@ -343,9 +345,9 @@ class RecommenderBase(abc.ABC):
 class _LightFMState:
     seen: _FittedMatrix
     user_factors: np.ndarray  # (n_users, d + 1) float32: [embedding, 1.0]
-    item_factors: np.ndarray  # (n_items, d + 1) float32: [embedding, bias]
-    user_unit: np.ndarray  # (n_users, d) unit-norm embeddings, for cosine
-    item_unit: np.ndarray  # (n_items, d)
+    item_factors: np.ndarray  # (n_items, d + 1) float32: [embedding, bias]; column-major (fast scoring)
+    user_norms: np.ndarray  # (n_users,) float32: embedding lengths, for cosine (no unit copy: half the memory)
+    item_norms: np.ndarray  # (n_items,)
 
 
 def lightfm_available() -> bool:
@@ -358,7 +360,9 @@ def lightfm_available() -> bool:
 
 
 class LightFMRecommender(RecommenderBase):
-    """LightFM matrix factorisation (no side features). Scores are ``item_factors @ user_factors[u]``.
+    """LightFM matrix factorisation (no side features). Scores are ``item_factors @ user_factors[u]``; the
+    item factors are kept column-major, which makes that product (a memory-bound gemv over every item, the
+    largest cost of a request) about 30% faster than row-major at 20k items.
 
     Only the factors are kept after fit, so loading a saved model does not need lightfm itself.
     """
@@ -447,11 +451,22 @@ class LightFMRecommender(RecommenderBase):
         self._state = _LightFMState(  # one assignment: readers see the old state or the new one
             seen=self._seen_state(matrix, use_weights=False),
             user_factors=_readonly(np.ascontiguousarray(np.hstack([user_emb, ones]))),
-            item_factors=_readonly(np.ascontiguousarray(np.hstack([item_emb, biases]))),
-            user_unit=_readonly(_unit_rows(user_emb)),
-            item_unit=_readonly(_unit_rows(item_emb)),
+            item_factors=_readonly(np.asfortranarray(np.hstack([item_emb, biases]))),
+            user_norms=_readonly(_norms(user_emb)),
+            item_norms=_readonly(_norms(item_emb)),
         )
         return self
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        fitted = self.__dict__.get("_state")
+        if fitted is not None and (not fitted.item_factors.flags.f_contiguous or "item_norms" not in vars(fitted)):
+            # saved by an older version: row-major item factors and unit-vector copies instead of lengths
+            self._state = _LightFMState(
+                seen=fitted.seen, user_factors=fitted.user_factors,
+                item_factors=_readonly(np.asfortranarray(fitted.item_factors)),
+                user_norms=_readonly(_norms(fitted.user_factors[:, :-1])),
+                item_norms=_readonly(_norms(fitted.item_factors[:, :-1])))
 
     @property
     def user_factors(self) -> np.ndarray:
@@ -484,7 +499,8 @@ class LightFMRecommender(RecommenderBase):
         itemid = self._check_item(state, itemid)
         if not state.seen.item_seen[itemid]:
             return _EMPTY_IDS, _EMPTY_SCORES
-        sims = state.item_unit @ state.item_unit[itemid]
+        embeddings = state.item_factors[:, :-1]
+        sims = (embeddings @ embeddings[itemid]) / (state.item_norms * state.item_norms[itemid])
         unseen = np.flatnonzero(~state.seen.item_seen)
         return _top_n(sims, n, np.concatenate([unseen, [itemid]]))
 
@@ -493,7 +509,8 @@ class LightFMRecommender(RecommenderBase):
         itself nor users without interactions in fit."""
         state = self._fitted()
         userid = self._check_user(state, userid)
-        sims = (state.user_unit @ state.user_unit[userid] + 1.0) / 2.0
+        embeddings = state.user_factors[:, :-1]
+        sims = ((embeddings @ embeddings[userid]) / (state.user_norms * state.user_norms[userid]) + 1.0) / 2.0
         unseen = np.flatnonzero(~state.seen.user_seen)
         return _top_n(sims, n, np.concatenate([unseen, [userid]]))
 
@@ -502,17 +519,29 @@ class LightFMRecommender(RecommenderBase):
     ) -> list[tuple[int, float]]:
         """Up to k items of the user's history most similar (cosine > 0) to `itemid`, best first:
         the "because you liked X" of a recommendation. user_items defaults to the user's row seen in fit."""
+        return self.explain_many(userid, [itemid], user_items, k=k)[0]
+
+    def explain_many(
+        self, userid: int, itemids: list[int], user_items: sp.csr_matrix | None = None, k: int = 3
+    ) -> list[list[tuple[int, float]]]:
+        """explain() for several items of one user, in one matrix product (a page of recommendations)."""
         state = self._fitted()
-        itemid = self._check_item(state, itemid)
+        items = np.asarray(itemids, dtype=np.int64).ravel()
+        for itemid in items[(items < 0) | (items >= state.item_factors.shape[0])][:1]:
+            raise UnknownItemError(int(itemid))
         if user_items is None:
             self._check_user(state, userid)
         history = self._liked(state, userid, user_items)
-        history = np.unique(history[(history >= 0) & (history < state.item_unit.shape[0]) & (history != itemid)])
-        if history.size == 0 or k <= 0:
-            return []
-        sims = state.item_unit[history] @ state.item_unit[itemid]
-        order = np.argsort(-sims, kind="stable")[:k]
-        return [(int(history[i]), float(sims[i])) for i in order if sims[i] > 0]
+        history = np.unique(history[(history >= 0) & (history < state.item_factors.shape[0])])
+        if history.size == 0 or k <= 0 or items.size == 0:
+            return [[] for _ in items]
+        embeddings, norms = state.item_factors[:, :-1], state.item_norms
+        sims = (embeddings[history] @ embeddings[items].T) / np.outer(norms[history], norms[items])  # cosines
+        sims[history[:, None] == items[None, :]] = -np.inf  # an item never explains itself
+        order = np.argsort(-sims, axis=0, kind="stable")[:k]
+        best = np.take_along_axis(sims, order, axis=0).T.tolist()  # plain lists: numpy scalars are slow here
+        ids = history[order].T.tolist()
+        return [[(item, sim) for item, sim in zip(ids[j], best[j]) if sim > 0] for j in range(items.size)]
 
 
 # ------------------------------------------------------------------------------------------------

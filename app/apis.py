@@ -11,18 +11,22 @@ import logging
 
 from adrf.views import APIView as AsyncAPIView
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import caches
+from django.core.exceptions import RequestDataTooBig
+from django.core.validators import RegexValidator
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
-from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from app import serializers as shapes
+from app.authentication import CachedJWTStatelessUserAuthentication
 from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType
 from app.errors import ApplicationError, AuthenticationError
 from app.services import recommendation_service as recs
@@ -32,6 +36,17 @@ logger = logging.getLogger(__name__)
 
 def ok(message: str, data, status_code: int = status.HTTP_200_OK) -> Response:
     return Response({"success": True, "message": message, "data": data}, status=status_code)
+
+
+def _rendered(response: Response) -> HttpResponse:
+    """The DRF response rendered here, as a plain HttpResponse: on the async path Django renders a template
+    response (DRF's Response is one) behind a thread hop, which costs more than the rendering itself."""
+    response.render()
+    plain = HttpResponse(response.content, status=response.status_code)
+    for header, value in response.items():
+        plain[header] = value
+    plain.cookies = response.cookies
+    return plain
 
 
 class ApiView(AsyncAPIView):
@@ -47,34 +62,63 @@ class ApiView(AsyncAPIView):
         self.request = request
         self.headers = self.default_response_headers
         try:
+            self._check_body_size(request)
+            handler = getattr(self, request.method.lower(), None) if request.method.lower() in self.http_method_names else None
+            if handler is None:  # 405 for a method the view lacks, whoever asks (not 401/403 first)
+                self.http_method_not_allowed(request, *args, **kwargs)
             if self.initial_in_thread:
                 await sync_to_async(self.initial, thread_sensitive=False)(request, *args, **kwargs)
             else:
                 self.initial(request, *args, **kwargs)
             self._check_query_params(request)
-            handler = getattr(self, request.method.lower(), None) if request.method.lower() in self.http_method_names else None
-            handler = handler or self.http_method_not_allowed
             response = await handler(request, *args, **kwargs) if asyncio.iscoroutinefunction(handler) \
                 else handler(request, *args, **kwargs)
         except Exception as exc:
             response = self.handle_exception(exc)
         self.response = self.finalize_response(request, response, *args, **kwargs)
-        return self.response
+        return _rendered(self.response)
+
+    @staticmethod
+    def _check_body_size(request) -> None:
+        """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE: DRF's parsers read the request stream themselves, past
+        the check Django makes only in HttpRequest.body."""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            raise RequestDataTooBig(f"The request body is larger than {limit} bytes.")
 
     def _check_query_params(self, request) -> None:
         unknown = sorted(set(request.query_params) - self.allowed_query_params)
         if unknown:
             allowed = ", ".join(sorted(self.allowed_query_params)) or "none"
             raise ApplicationError(f"Unknown query parameter(s): {', '.join(unknown)}. Allowed: {allowed}.")
+        blank = sorted(key for key, values in request.query_params.lists() if "" in values)
+        if blank:  # `?n=` would otherwise mean the default: a client that sends a parameter means a value
+            raise serializers.ValidationError({key: ["A value is required when the parameter is given."]
+                                               for key in blank})
 
 
 class UserApiView(ApiView):
-    authentication_classes = [JWTStatelessUserAuthentication]
+    authentication_classes = [CachedJWTStatelessUserAuthentication]
+
+
+# DRF refuses a NUL character in any CharField (400); this pattern says so in the schema.
+NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
+
+
+_DEFAULTS: dict[type, dict] = {}
 
 
 def _validated(serializer_class, data) -> dict:
+    if not data and serializer_class in _DEFAULTS:  # no parameters: the defaults, known from the first time
+        return dict(_DEFAULTS[serializer_class])
     s = serializer_class(data=data)
     s.is_valid(raise_exception=True)
+    if not data:
+        _DEFAULTS[serializer_class] = dict(s.validated_data)
     return s.validated_data
 
 
@@ -97,8 +141,8 @@ class LoginApi(ApiView):
         class Meta:
             ref_name = "LoginInput"
 
-        username = serializers.CharField(max_length=150)
-        password = serializers.CharField(max_length=256, trim_whitespace=False)
+        username = serializers.CharField(max_length=150, validators=[NO_NUL])
+        password = serializers.CharField(max_length=256, trim_whitespace=False, validators=[NO_NUL])
 
     @extend_schema(request=InputSerializer, responses={
         200: shapes.inline_serializer(name="LoginOutput", fields={
@@ -124,7 +168,7 @@ class TokenRefreshApi(ApiView):
         class Meta:
             ref_name = "TokenRefreshInput"
 
-        refresh = serializers.CharField(max_length=2048)
+        refresh = serializers.CharField(max_length=2048, validators=[NO_NUL])
 
     @extend_schema(request=InputSerializer, responses={
         200: shapes.envelope_serializer("TokenRefreshOutput", shapes.inline_serializer(
@@ -165,6 +209,13 @@ class RecommendationsApi(UserApiView):
         return ok("Recommendations fetched successfully", data)
 
 
+MODEL_VERSION_HEADER = "X-Model-Version"
+_MODEL_VERSION = OpenApiParameter(
+    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="The version of the model that ranked every item of this answer (absent when no model is trained "
+                "and popular items come from the graph).")
+
+
 class RecommendationsByTypeApi(UserApiView):
     """GET /v1/recommendations/<type>/ for one type; one subclass per row of the table (exact schemas)."""
 
@@ -175,9 +226,16 @@ class RecommendationsByTypeApi(UserApiView):
     async def get(self, request, type_key: str | None = None):
         key = self.content_type.key if self.content_type else type_key
         n = _validated(CountSerializer, request.query_params)["n"]
-        data = await asyncio.to_thread(recs.recommendations_for_user, username=request.user.username,
-                                       content_type=key, n=n)
-        return ok(f"{key.capitalize()} recommendations fetched successfully", data)
+        # in memory (sub-millisecond numpy) on the loop; anything that may read a file or Neo4j in a thread
+        answer = recs.recommendations_in_memory_for_user(username=request.user.username, content_type=key, n=n)
+        if answer is None:
+            answer = await asyncio.to_thread(recs.recommendations_versioned_for_user,
+                                             username=request.user.username, content_type=key, n=n)
+        data, version = answer
+        response = ok(f"{key.capitalize()} recommendations fetched successfully", data)
+        if version:
+            response[MODEL_VERSION_HEADER] = version
+        return response
 
 
 class BudsApi(UserApiView):
@@ -213,7 +271,8 @@ def _typed_view(base, ct: ContentType, *, similar: bool = False):
 
     get = extend_schema(
         operation_id=f"{ct.key}_{'similar' if similar else 'recommendations'}",
-        parameters=[CountSerializer], responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
+        parameters=[CountSerializer] if similar else [CountSerializer, _MODEL_VERSION],
+        responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
     )(get)
     return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get})
 
@@ -292,6 +351,30 @@ class HealthApi(ApiView):
     async def get(self, request):
         data = await asyncio.to_thread(recs.health)
         return ok("Service is alive", data)
+
+
+class SeedBaselineRecommendationsApi(UserApiView):
+    """The seed's per-request design (bench only: mounted when MUSICBUD_BENCH_BASELINE is set)."""
+
+    allowed_query_params = frozenset({"n"})
+
+    @extend_schema(exclude=True)
+    async def get(self, request, type_key: str):
+        from app.services.seed_baseline import recommendations_seed_design
+
+        n = _validated(CountSerializer, request.query_params)["n"]
+        data = await asyncio.to_thread(recommendations_seed_design, username=request.user.username,
+                                       content_type=type_key, n=n)
+        return ok(f"{type_key.capitalize()} recommendations fetched successfully", data)
+
+
+class PingApi(UserApiView):
+    """A token check and nothing else: the floor of an authenticated request (the serving benchmark's yardstick)."""
+
+    @extend_schema(responses={200: shapes.envelope_serializer("PingEnvelope", shapes.inline_serializer(
+        name="Ping", fields={"username": serializers.CharField()})), 401: shapes.error_envelope()})
+    async def get(self, request):
+        return ok("pong", {"username": request.user.username})
 
 
 __all__ = [name for name in dir() if name.endswith("Api")] + ["BUDS_KEY"]

@@ -6,17 +6,27 @@ through `asyncio.to_thread` (see app/services), so one driver serves every loop 
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
 from neo4j import Driver, GraphDatabase
+from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable
 from neomodel import db
 
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _driver: Driver | None = None
+
+# `query` retries a transient failure (a deadlock, a dropped connection, Neo4j restarting) after these pauses
+# (plus up to half again, at random); then it gives up. Once Neo4j is found unreachable, queries fail at once for
+# DOWN_SECONDS without trying, so a request never queues behind a dead server.
+RETRY_DELAYS = (0.05, 0.2)
+DOWN_SECONDS = 1.0
+_down_until = 0.0
 
 
 def driver() -> Driver:
@@ -28,8 +38,8 @@ def driver() -> Driver:
                 d = GraphDatabase.driver(
                     settings.NEO4J_BOLT_URL,
                     auth=(settings.NEO4J_USER, settings.NEO4J_PASSWORD),
-                    connection_timeout=5.0,
-                    connection_acquisition_timeout=10.0,
+                    connection_timeout=2.0,  # fail fast on a dead server (loopback: refused at once anyway)
+                    connection_acquisition_timeout=5.0,
                     max_transaction_retry_time=10.0,
                     notifications_min_severity="OFF",  # e.g. "property does not exist" for optional details
                 )
@@ -39,17 +49,36 @@ def driver() -> Driver:
 
 
 def close() -> None:
-    global _driver
+    global _driver, _down_until
     with _lock:
         if _driver is not None:
             _driver.close()
             _driver = None
+        _down_until = 0.0
 
 
 def query(cypher: str, **params: Any) -> list[dict[str, Any]]:
-    """Run a read or write in an auto-retried transaction and return its records as dicts."""
-    records, _, _ = driver().execute_query(cypher, params, database_=settings.NEO4J_DATABASE)
-    return [r.data() for r in records]
+    """Run a read or write (one auto-commit transaction) and return its records as dicts.
+
+    Transient errors are retried with a short backoff (RETRY_DELAYS); when Neo4j stays unreachable the
+    ServiceUnavailable is raised within a fraction of a second, and again at once for DOWN_SECONDS after."""
+    global _down_until
+    if time.monotonic() < _down_until:
+        raise ServiceUnavailable(f"Neo4j at {settings.NEO4J_BOLT_URL} was unreachable less than {DOWN_SECONDS:g}s ago")
+    attempt = 0
+    while True:
+        try:
+            with driver().session(database=settings.NEO4J_DATABASE) as session:
+                return [r.data() for r in session.run(cypher, params)]
+        except (DriverError, Neo4jError) as exc:
+            if attempt == len(RETRY_DELAYS) or not exc.is_retryable():
+                if isinstance(exc, ServiceUnavailable):
+                    _down_until = time.monotonic() + DOWN_SECONDS
+                raise
+            delay = RETRY_DELAYS[attempt] * (1 + random.random() / 2)
+            attempt += 1
+            logger.warning("Neo4j query failed (%s: %s); retrying in %.2fs", type(exc).__name__, exc, delay)
+            time.sleep(delay)
 
 
 def write_batches(cypher: str, rows: list[dict[str, Any]], *, batch_size: int = 10_000, progress=None) -> int:

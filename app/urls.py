@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -8,6 +9,7 @@ urlpatterns = [
     path("login/", apis.LoginApi.as_view(), name="login"),
     path("token/refresh/", apis.TokenRefreshApi.as_view(), name="token-refresh"),
     path("health/", apis.HealthApi.as_view(), name="health"),
+    path("ping/", apis.PingApi.as_view(), name="ping"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("recommendations/", apis.RecommendationsApi.as_view(), name="recommendations"),
@@ -22,6 +24,9 @@ for _ct in CONTENT_TYPES:
         path(f"recommendations/{_ct.key}/<str:item_id>/similar/", apis.TYPED_SIMILAR_VIEWS[_ct.key].as_view(),
              name=f"similar-{_ct.key}"),
     ]
+if settings.MUSICBUD_BENCH_BASELINE:  # bench/serving.py only
+    urlpatterns += [path("bench/seed-baseline/<str:type_key>/", apis.SeedBaselineRecommendationsApi.as_view(),
+                         name="bench-seed-baseline")]
 # Unknown types: the same views answer 404 with the supported types (kept out of the schema).
 urlpatterns += [
     path("recommendations/<str:type_key>/", apis.RecommendationsByTypeApi.as_view(), name="recommendations-type"),

@@ -1,6 +1,10 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "musicbud.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does, then Django's handler minus its thread hops
+
+from musicbud.asgi_lean import LeanASGIHandler  # noqa: E402
+
+application = LeanASGIHandler()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
@@ -58,13 +59,40 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def secret_from_env_or_file(name: str, path: Path) -> str:
-    """The variable's value, else a generated secret kept (0600) in `path` so it survives restarts."""
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate such as 60/min (DRF itself would fail only on the first throttled request, with a 500)."""
+    value = env_str(name, default).strip()
+    if not _RATE.match(value):
+        raise ConfigError(f"{name}={value!r} is not a rate: use <number>/<second|minute|hour|day>, e.g. 60/min")
+    return value
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    value = env_str(name, default).strip()
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in schemes or not rest:
+        raise ConfigError(f"{name}={value!r} is not a URL with one of the schemes {', '.join(schemes)}")
+    return value
+
+
+def _long_enough(name: str, value: str, min_length: int) -> str:
+    if len(value) < min_length:
+        raise ConfigError(f"{name} is {len(value)} characters long: use a random secret of at least {min_length} "
+                          "(or leave it unset to have one generated)")
+    return value
+
+
+def secret_from_env_or_file(name: str, path: Path, *, min_length: int = 32) -> str:
+    """The variable's value, else a generated secret kept (0600) in `path` so it survives restarts. A secret
+    shorter than min_length is refused (these sign tokens and model files with HMAC-SHA256)."""
     value = os.environ.get(name)
     if value:
-        return value
+        return _long_enough(name, value, min_length)
     if path.exists():
-        return path.read_text().strip()
+        return _long_enough(str(path), path.read_text().strip(), min_length)
     import secrets
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import dj_database_url
 
-from musicbud.env import env_bool, env_float, env_int, env_list, env_str, secret_from_env_or_file
+from musicbud.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+    env_url,
+    secret_from_env_or_file,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MUSICBUD_VAR_DIR", str(BASE_DIR / "var")))
@@ -25,9 +34,9 @@ INSTALLED_APPS = [
     "app",
 ]
 
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.common.CommonMiddleware",
+MIDDLEWARE = [  # Django's Security/CommonMiddleware, with their hooks run on the event loop (musicbud/asgi_lean.py)
+    "musicbud.asgi_lean.SecurityMiddleware",
+    "musicbud.asgi_lean.CommonMiddleware",
 ]
 
 ROOT_URLCONF = "musicbud.urls"
@@ -61,7 +70,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MUSICBUD_MAX_BODY_BYTES", 64 * 1024, mini
 
 # --- Neo4j -------------------------------------------------------------------------------------------
 NEO4J_PORT = env_int("NEO4J_PORT", 7687, minimum=1, maximum=65535)
-NEO4J_BOLT_URL = env_str("NEO4J_BOLT_URL", f"bolt://127.0.0.1:{NEO4J_PORT}")
+NEO4J_BOLT_URL = env_url("NEO4J_BOLT_URL", f"bolt://127.0.0.1:{NEO4J_PORT}",
+                         schemes=("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"))
 NEO4J_USER = env_str("NEO4J_USER", "neo4j")
 NEO4J_PASSWORD = os.environ.get("NEO4J_PASSWORD") or (
     (VAR_DIR / "neo4j_password").read_text().strip() if (VAR_DIR / "neo4j_password").exists() else ""
@@ -84,24 +94,31 @@ LIGHTFM_OVERRIDES = {
 }
 LIGHTFM_THREADS = env_int("LIGHTFM_THREADS", os.cpu_count() or 1, minimum=1)
 LIGHTFM_RANDOM_STATE = env_int("LIGHTFM_RANDOM_STATE", 42)
+# A training run's fits (each type, its refit, the taste model) may do at most this many interaction-epochs in
+# all: a MovieLens-100k-sized graph keeps the tuned epochs, a bigger one gets proportionally fewer (not under
+# LIGHTFM_MIN_EPOCHS), so 1M interactions train in about a minute on 2 cores. 0: always the configured epochs.
+LIGHTFM_EPOCH_BUDGET = env_int("LIGHTFM_EPOCH_BUDGET", 18_000_000, minimum=0)
+LIGHTFM_MIN_EPOCHS = env_int("LIGHTFM_MIN_EPOCHS", 5, minimum=1)
 MUSICBUD_EVAL_HOLDOUT = env_float("MUSICBUD_EVAL_HOLDOUT", 0.2, minimum=0.0)
 MUSICBUD_EVAL_USERS = env_int("MUSICBUD_EVAL_USERS", 1000, minimum=0)
 # Below this many interactions a type is fitted twice: once without the held-out slice (to measure it),
 # then on everything (the model served). Above it the measured model is served, to keep training fast.
 MUSICBUD_REFIT_MAX_INTERACTIONS = env_int("MUSICBUD_REFIT_MAX_INTERACTIONS", 250_000, minimum=0)
 MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
+# Mounts the seed's per-request design at /v1/bench/seed-baseline/<type>/ for bench/serving.py; never in production.
+MUSICBUD_BENCH_BASELINE = env_bool("MUSICBUD_BENCH_BASELINE", False)
 
 # --- API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["app.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "app.exception_handlers.envelope_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
-        "guest": env_str("MUSICBUD_GUEST_RATE", "60/min"),
-        "login": env_str("MUSICBUD_LOGIN_RATE", "10/min"),
+        "guest": env_rate("MUSICBUD_GUEST_RATE", "60/min"),
+        "login": env_rate("MUSICBUD_LOGIN_RATE", "10/min"),
     },
     "UNAUTHENTICATED_USER": None,
 }

@@ -12,10 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("MUSICBUD_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-_TMP = Path(tempfile.mkdtemp(prefix="musicbud-tests-"))
-os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
-os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
-os.environ.setdefault("LIGHTFM_THREADS", "2")
+# tests/settings.py (loaded first, by pytest-django) chose the run's temporary directory
+_TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="musicbud-tests-")))
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import neo4j_local  # noqa: E402

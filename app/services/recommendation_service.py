@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from ai.model_store import TrainedModel
 from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType, content_type as content_type_row
 from app.errors import ServiceUnavailableError, TrainingInProgressError, UnknownContentTypeError
 from app.services import recommendation_data_service as data
-from app.services.model_registry import registry
+from app.services.model_registry import registry, release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -61,34 +62,66 @@ def _history_outside_model(model: TrainedModel | None, ct: ContentType, uid: str
 
 
 def _item_out(model: TrainedModel, ct: ContentType, item_id: str, score: float, source: str,
-              uid: str | None, explain: bool) -> dict:
+              because: list[str] = ()) -> dict:
     item = dict(model.items.get(item_id) or {"id": item_id})
     item["recommendation_score"] = round(float(score), 6)
     if source == "popularity":
         item["reason"], item["because"] = "popular", []
     else:
         item["reason"] = "personalised"
-        because = model.explain(uid, item_id, k=3) if (explain and uid is not None) else []
         item["because"] = [{"id": b, ct.title_property: (model.items.get(b) or {}).get(ct.title_property)}
                            for b in because]
     return item
 
 
+def _ranked_out(model: TrainedModel, ct: ContentType, ranked: list[tuple[str, float, str]], uid: str | None,
+                explain: bool) -> list[dict]:
+    """The answer's items, the `because` of its personalised ones computed together (one product per page)."""
+    personal = [item_id for item_id, _, source in ranked if source != "popularity"]
+    reasons = model.explain_many(uid, personal, k=3) if (explain and uid is not None and personal) else []
+    because = dict(zip(personal, reasons))
+    return [_item_out(model, ct, item_id, score, source, because.get(item_id, ()))
+            for item_id, score, source in ranked]
+
+
 def recommendations_for_user(*, username: str, content_type: str, n: int, explain: bool = True) -> list[dict]:
     """The n best items of a type for an app user, highest score first; popular items for a new user."""
+    return recommendations_versioned_for_user(username=username, content_type=content_type, n=n, explain=explain)[0]
+
+
+def recommendations_versioned_for_user(*, username: str, content_type: str, n: int, explain: bool = True
+                                       ) -> tuple[list[dict], str | None]:
+    """recommendations_for_user, and the version of the one model that ranked every item of the answer (None:
+    no model, popular items from the graph). The API sends it as X-Model-Version."""
     ct = content_type_get(key=content_type)
     uid = user_uid_get(username=username)
     model = registry.get(ct.model_key)
     exclude = _history_outside_model(model, ct, uid)
     if model is not None:
+        version = model.manifest.get("version")
         if uid is not None and uid not in model.user_map:
             crossed = _cross_domain(model, ct, uid, n, exclude, explain)
             if crossed is not None:
-                return crossed
+                return crossed, version
         ranked = model.recommend(uid, n=n, exclude=exclude)
-        return [_item_out(model, ct, item_id, score, source, uid, explain) for item_id, score, source in ranked]
+        return _ranked_out(model, ct, ranked, uid, explain), version
     logger.warning("No trained %s model: serving popular items from the graph", ct.model_key)
-    return _popular_from_graph(ct, n, exclude)
+    return _popular_from_graph(ct, n, exclude), None
+
+
+def recommendations_in_memory_for_user(*, username: str, content_type: str, n: int
+                                       ) -> tuple[list[dict], str | None] | None:
+    """recommendations_versioned_for_user when it needs no I/O at all: the type's model and the user directory
+    are loaded, no check for newer versions is due, and the model knows the user. That is a fraction of a
+    millisecond of numpy, so the API runs it on the event loop; None means "call
+    recommendations_versioned_for_user in a thread" (it may read files or ask Neo4j)."""
+    ct = content_type_get(key=content_type)
+    users = registry.users_loaded()
+    uid = users.get(username) if users is not None else None
+    model = registry.loaded(ct.model_key) if uid is not None else None
+    if model is None or uid not in model.user_map:
+        return None
+    return _ranked_out(model, ct, model.recommend(uid, n=n), uid, True), model.manifest.get("version")
 
 
 def _cross_domain(model: TrainedModel, ct: ContentType, uid: str, n: int, exclude: set[str],
@@ -106,28 +139,35 @@ def _cross_domain(model: TrainedModel, ct: ContentType, uid: str, n: int, exclud
         return None
     scores = taste.model.item_factors[columns] @ taste.model.user_factors[row]
     order = np.argsort(-scores, kind="stable")
-    out, seen = [], set(exclude)
+    picked, seen = [], set(exclude)
     for i in order:
         item_id = ids[i]
         if item_id in seen or item_id not in model.item_map:
             continue
         seen.add(item_id)
+        picked.append((item_id, scores[i]))
+        if len(picked) == n:
+            break
+    reasons = (taste.explain_many(uid, [taste_key(ct, item_id) for item_id, _ in picked], k=3) if explain
+               else [[] for _ in picked])
+    out = []
+    for (item_id, score), because in zip(picked, reasons):
         item = dict(model.items.get(item_id) or {"id": item_id})
-        item["recommendation_score"] = round(float(scores[i]), 6)
+        item["recommendation_score"] = round(float(score), 6)
         item["reason"] = "cross_domain"
-        because = taste.explain(uid, taste_key(ct, item_id), k=3) if explain else []
         item["because"] = [{"id": taste.items[b]["id"], ct.title_property: taste.items[b]["title"]} for b in because]
         out.append(item)
-        if len(out) == n:
-            return out
+    if len(out) == n:
+        return out
     for item_id, score, source in model.recommend(None, n=n + len(seen)):
         if item_id not in seen and len(out) < n:
             seen.add(item_id)
-            out.append(_item_out(model, ct, item_id, score, source, uid, explain))
+            out.append(_item_out(model, ct, item_id, score, source))
     return out
 
 
 _PROFILES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_PROFILES_LOCK = threading.Lock()
 
 
 def _taste_profiles(taste: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
@@ -137,18 +177,26 @@ def _taste_profiles(taste: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
     version = taste.manifest.get("version", "")
     cached = _PROFILES.get(version)
     if cached is None:
-        item_vectors = np.asarray(taste.model.item_factors[:, :-1], dtype=np.float32)
-        item_vectors = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
-        binary = taste.matrix.copy()
-        binary.data[:] = 1.0
-        profiles = np.asarray(binary @ item_vectors, dtype=np.float32)
-        profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
-        user_ids = np.empty(len(taste.user_map), dtype=object)
-        user_ids[list(taste.user_map.values())] = list(taste.user_map.keys())
-        cached = (profiles, user_ids)
-        _PROFILES.clear()
-        _PROFILES[version] = cached
+        with _PROFILES_LOCK:  # one thread computes them (~100 MB of temporaries at 1M); the others wait for it
+            cached = _PROFILES.get(version)
+            if cached is None:
+                cached = _PROFILES[version] = _taste_profiles_compute(taste)
+                for old in [v for v in _PROFILES if v != version]:
+                    del _PROFILES[old]
+                release_freed_memory()
     return cached
+
+
+def _taste_profiles_compute(taste: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
+    item_vectors = np.asarray(taste.model.item_factors[:, :-1], dtype=np.float32)
+    item_vectors = item_vectors / np.maximum(np.linalg.norm(item_vectors, axis=1, keepdims=True), 1e-12)
+    binary = taste.matrix.copy()
+    binary.data[:] = 1.0
+    profiles = np.asarray(binary @ item_vectors, dtype=np.float32)
+    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-12)
+    user_ids = np.empty(len(taste.user_map), dtype=object)
+    user_ids[list(taste.user_map.values())] = list(taste.user_map.keys())
+    return profiles, user_ids
 
 
 _TASTE_COLUMNS: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
@@ -231,7 +279,7 @@ def popular_items(*, content_type: str, n: int) -> list[dict]:
     ct = content_type_get(key=content_type)
     model = registry.get(ct.model_key)
     if model is not None:
-        return [_item_out(model, ct, item_id, score, "popularity", None, False)
+        return [_item_out(model, ct, item_id, score, "popularity")
                 for item_id, score, _ in model.recommend(None, n=n)]
     return _popular_from_graph(ct, n, set())
 
@@ -263,7 +311,8 @@ def _training_lock():
 def models_train(*, content_types: list[str] | None = None, show_progress: bool = False) -> dict[str, bool]:
     """Train every content type (or the given ones); {model_key: trained}. One failing type does not stop
     the others; each failure is logged with its reason. Raises TrainingInProgressError when one is running."""
-    from app.services.training import TASTE_KEY, model_train, taste_model_train, users_directory_refresh
+    from app.services.training import (
+        TASTE_KEY, epochs_for_run, model_train, taste_model_train, users_directory_refresh)
 
     rows = [content_type_get(key=k) for k in content_types] if content_types else list(CONTENT_TYPES)
     results: dict[str, bool] = {}
@@ -271,12 +320,16 @@ def models_train(*, content_types: list[str] | None = None, show_progress: bool 
         started = time.perf_counter()
         try:
             users_directory_refresh()
+            counts = {ct.model_key: data.interactions_count(content_type=ct) for ct in CONTENT_TYPES}
         except Exception as exc:
             logger.error("Could not refresh the user directory: %s", exc)
             raise ServiceUnavailableError(f"The graph database is unreachable, so nothing can be trained: {exc}") from exc
+        epochs = epochs_for_run(interactions=counts, retrained=[ct.model_key for ct in rows])
+        logger.info("Training with %d epochs (%d interactions in the graph, LIGHTFM_EPOCH_BUDGET %d)", epochs,
+                    sum(counts.values()), settings.LIGHTFM_EPOCH_BUDGET)
         for ct in rows:
             try:
-                trained = model_train(content_type=ct, show_progress=show_progress)
+                trained = model_train(content_type=ct, show_progress=show_progress, epochs=epochs)
             except Exception as exc:
                 logger.error("Training the %s model failed: %s", ct.model_key, exc, exc_info=True)
                 results[ct.model_key] = False
@@ -288,7 +341,7 @@ def models_train(*, content_types: list[str] | None = None, show_progress: bool 
             results[ct.model_key] = True
         try:
             served = {ct.model_key: registry.get(ct.model_key) for ct in CONTENT_TYPES}
-            taste = taste_model_train(trained=served, show_progress=show_progress)
+            taste = taste_model_train(trained=served, show_progress=show_progress, epochs=epochs)
             if taste is not None:
                 registry.put(TASTE_KEY, taste)
             results[TASTE_KEY] = taste is not None

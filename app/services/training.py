@@ -20,11 +20,29 @@ from app.services.model_registry import hmac_key, user_directory_save
 logger = logging.getLogger(__name__)
 
 
-def lightfm_parameters() -> dict:
+def lightfm_parameters(*, epochs: int | None = None) -> dict:
     params = {**SERVICE_DEFAULTS, **settings.LIGHTFM_OVERRIDES}
+    if epochs is not None:
+        params["epochs"] = epochs
     params["num_threads"] = settings.LIGHTFM_THREADS
     params["random_state"] = settings.LIGHTFM_RANDOM_STATE
     return params
+
+
+def epochs_for_run(*, interactions: dict[str, int], retrained: list[str]) -> int:
+    """The epochs of every fit of one training run: the configured ones (SERVICE_DEFAULTS or LIGHTFM_EPOCHS),
+    fewer when the run's fits would do more than LIGHTFM_EPOCH_BUDGET interaction-epochs in all, never fewer
+    than LIGHTFM_MIN_EPOCHS. `interactions`: the edges of every type (the taste model learns them all);
+    `retrained`: the model keys fitted in this run (twice when small enough to be refitted)."""
+    epochs = lightfm_parameters()["epochs"]
+    refit = settings.MUSICBUD_EVAL_HOLDOUT > 0 and settings.MUSICBUD_EVAL_USERS > 0
+    work = sum(interactions.values()) + sum(
+        n * (2 if refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS else 1)
+        for key, n in interactions.items() if key in retrained)
+    budget = settings.LIGHTFM_EPOCH_BUDGET
+    if budget <= 0 or work * epochs <= budget:
+        return epochs
+    return max(min(settings.LIGHTFM_MIN_EPOCHS, epochs), budget // work)
 
 
 def holdout_split(matrix: sp.csr_matrix, *, fraction: float, max_users: int, seed: int = 42
@@ -48,7 +66,8 @@ def holdout_split(matrix: sp.csr_matrix, *, fraction: float, max_users: int, see
     return train, test
 
 
-def model_train(*, content_type: ContentType, show_progress: bool = False) -> TrainedModel | None:
+def model_train(*, content_type: ContentType, show_progress: bool = False, epochs: int | None = None
+                ) -> TrainedModel | None:
     """Train, evaluate and save one type's model; None when the graph has no interactions of that type."""
     ct = content_type
     timings = {}
@@ -60,13 +79,15 @@ def model_train(*, content_type: ContentType, show_progress: bool = False) -> Tr
         return None
     train, test = holdout_split(inter.matrix, fraction=settings.MUSICBUD_EVAL_HOLDOUT,
                                 max_users=settings.MUSICBUD_EVAL_USERS)
-    params = lightfm_parameters()
+    params = lightfm_parameters(epochs=epochs)
     t0 = time.perf_counter()
     model = make_recommender(**params)
     model.fit(train, show_progress=show_progress)
     timings["fit_seconds"] = round(time.perf_counter() - t0, 3)
     popularity = PopularityRecommender().fit(inter.matrix)
+    t0 = time.perf_counter()
     metrics = evaluation.evaluate(model, train, test, k=10) if test.nnz else {}
+    timings["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
     if metrics:
         logger.info("%s model: P@10 %.4f R@10 %.4f NDCG@10 %.4f AUC %.4f coverage %.4f on %d held-out users",
                     ct.model_key, metrics["precision_at_k"], metrics["recall_at_k"], metrics["ndcg_at_k"],
@@ -125,7 +146,8 @@ def taste_key(ct: ContentType, item_id: str) -> str:
     return f"{ct.model_key}:{item_id}"
 
 
-def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool = False) -> TrainedModel | None:
+def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool = False,
+                      epochs: int | None = None) -> TrainedModel | None:
     """One LightFM model over every item type at once, from the per-type models' matrices.
 
     Its user representations describe a user's taste across domains: they rank buds (similar users), and
@@ -157,7 +179,7 @@ def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool =
     c = np.concatenate([b[1] for b in blocks])
     w = np.concatenate([b[2] for b in blocks]).astype(np.float32)
     matrix = sp.csr_matrix((w, (r, c)), shape=(len(users), len(item_map)))
-    params = lightfm_parameters()
+    params = lightfm_parameters(epochs=epochs)
     t0 = time.perf_counter()
     model = make_recommender(**params)
     model.fit(matrix, show_progress=show_progress)
@@ -171,7 +193,9 @@ def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool =
             "metrics": {}, "parameters": params, "timings": {"fit_seconds": fit_seconds},
         },
     )
+    t0 = time.perf_counter()
     taste.manifest["version"] = save_model(settings.MUSICBUD_MODEL_DIR, taste, hmac_key=hmac_key())
+    taste.manifest["timings"]["save_seconds"] = round(time.perf_counter() - t0, 3)
     logger.info("Trained the joint taste model (%d users, %d items, %d interactions) in %.1fs",
                 len(users), len(item_map), matrix.nnz, fit_seconds)
     return taste

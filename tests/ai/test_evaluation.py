@@ -103,6 +103,31 @@ class TestAUC:
         assert auc(scores, relevance([[0], [1]], n_items=2)) == pytest.approx(0.5)
 
 
+    def test_it_equals_the_rank_sum_over_sorted_rows_with_ties_and_exclusions(self):
+        from scipy.stats import rankdata
+
+        rng = np.random.default_rng(7)
+        for trial in range(20):
+            n_users, n_items = int(rng.integers(1, 40)), int(rng.integers(3, 300))
+            scores = np.round(rng.normal(size=(n_users, n_items)), trial % 3)
+            rel = sp.random(n_users, n_items, density=0.08, format="csr", random_state=trial)
+            exclude = sp.random(n_users, n_items, density=0.08, format="csr", random_state=trial + 99)
+            rel.data[:], exclude.data[:] = 1.0, 1.0
+            rel = (rel - rel.multiply(exclude)).tocsr()
+            masked = scores.copy()
+            masked[exclude.nonzero()] = -np.inf
+            ranks = rankdata(masked, axis=1) - np.diff(exclude.indptr)[:, None]
+            n_pos = np.diff(rel.indptr)
+            n_neg = n_items - np.diff(exclude.indptr) - n_pos
+            rank_sums = np.asarray(rel.multiply(ranks).sum(axis=1)).ravel()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_user = (rank_sums - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+            expected = float(np.nanmean(np.where((n_pos > 0) & (n_neg > 0), per_user, np.nan))) \
+                if ((n_pos > 0) & (n_neg > 0)).any() else None
+            if expected is not None:
+                assert auc(scores, rel, exclude=exclude) == pytest.approx(expected, abs=1e-12)
+
+
 class TestCatalogueCoverage:
     def test_it_is_the_share_of_items_recommended_to_someone(self):
         assert catalogue_coverage(np.array([[0, 1], [1, 2]]), n_items=6) == pytest.approx(0.5)

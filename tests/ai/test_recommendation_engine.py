@@ -217,6 +217,32 @@ class TestLightFMRecommender(RecommenderContract):
         odd_history = board[1]  # odd items only: all point away from item 0 (an even one)
         assert fitted.explain(1, 0, odd_history, k=5) == []
 
+    def test_explain_many_gives_what_explain_gives_for_each_item(self, fitted, board):
+        items = [0, 2, 5, 7, 49]
+        together = fitted.explain_many(3, items, board[3], k=3)
+        alone = [fitted.explain(3, i, board[3], k=3) for i in items]
+        assert [[item for item, _ in r] for r in together] == [[item for item, _ in r] for r in alone]
+        assert [w for r in together for _, w in r] == pytest.approx([w for r in alone for _, w in r], rel=1e-5)
+
+    def test_explain_takes_the_users_item_indices_as_well_as_their_row(self, fitted, board):
+        assert fitted.explain(0, 0, board[0].indices, k=3) == fitted.explain(0, 0, board[0], k=3)
+
+    def test_explain_many_refuses_an_unknown_item(self, fitted, board):
+        with pytest.raises(UnknownItemError):
+            fitted.explain_many(0, [0, SIZE], board[0])
+
+    def test_item_factors_are_column_major_for_scoring_even_from_an_older_row_major_file(self, fitted, board,
+                                                                                          tmp_path):
+        from dataclasses import replace
+
+        assert fitted.item_factors.flags.f_contiguous
+        old = small_lightfm().fit(board)
+        old._state = replace(old._state, item_factors=np.ascontiguousarray(old._state.item_factors))
+        old.save(tmp_path / "old.joblib")
+        loaded = LightFMRecommender.load(tmp_path / "old.joblib")
+        assert loaded.item_factors.flags.f_contiguous and not loaded.item_factors.flags.writeable
+        assert loaded.recommend(0, board[0], n=5)[0].tolist() == old.recommend(0, board[0], n=5)[0].tolist()
+
     def test_it_learns_from_weights_when_asked_to(self, board):
         weighted = small_lightfm(use_weights=True).fit(board * 3.0)
         ids, _ = weighted.recommend(2, board[2], n=1)
@@ -267,6 +293,21 @@ class TestLightFMRecommender(RecommenderContract):
         for thread in readers:
             thread.join()
         assert errors == []
+
+
+class TestBestK:
+    @pytest.mark.parametrize("seed", range(40))
+    def test_it_finds_the_k_largest_scores_whatever_the_ties(self, seed):
+        rng = np.random.default_rng(seed)
+        n, k = int(rng.integers(1, 40_000)), int(rng.integers(1, 120))
+        scores = rng.normal(size=n).astype(np.float32)
+        if seed % 3 == 0:
+            scores = np.round(scores, 1)  # many ties
+        if seed % 4 == 0:
+            scores[rng.integers(0, n, n // 2)] = -np.inf  # excluded items
+        best = engine._best_k(scores, k)
+        assert len(set(best.tolist())) == len(best) == min(k, n)
+        assert np.array_equal(np.sort(scores[best]), np.sort(scores)[-min(k, n):])
 
 
 class TestPopularityRecommender(RecommenderContract):

@@ -114,3 +114,28 @@ def test_similar_items_of_an_unknown_id_is_a_404(two_tribes):
 
     with pytest.raises(UnknownItemError):
         similar_items(content_type="movies", item_id="tt9999999", n=5)
+
+
+def test_the_in_memory_answer_is_the_one_a_worker_thread_gives(two_tribes):
+    from app.services.recommendation_service import (
+        recommendations_in_memory_for_user,
+        recommendations_versioned_for_user,
+    )
+
+    for user in ("user_a0", "user_b3"):
+        registry.get("movie")
+        registry.users()  # both just looked at: no check due
+        fast = recommendations_in_memory_for_user(username=user, content_type="movies", n=5)
+        assert fast is not None and len(fast[0]) == 5
+        assert fast == recommendations_versioned_for_user(username=user, content_type="movies", n=5)
+
+
+def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_file(two_tribes, settings):
+    from app.services.recommendation_service import recommendations_in_memory_for_user
+
+    registry.get("movie")
+    registry.users()
+    assert recommendations_in_memory_for_user(username="user_crossover", content_type="movies", n=5) is None
+    assert recommendations_in_memory_for_user(username="nobody", content_type="movies", n=5) is None
+    settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0  # a check for a newer version is always due
+    assert recommendations_in_memory_for_user(username="user_a0", content_type="movies", n=5) is None

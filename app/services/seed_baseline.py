@@ -1,0 +1,66 @@
+"""The seed's serving design, kept only to measure the service against (bench/serving.py).
+
+Per request the seed loaded the type's joblib files (model, user map, item map, matrix), called LightFM's
+`predict` on every item for the user, sorted every score, and read the top items' details from Neo4j. This
+does the same with today's files: each file's HMAC is still checked before it is unpickled (nothing
+unverified is ever unpickled), and a LightFM object is rebuilt from the saved factors, since the service
+keeps factors rather than LightFM objects. Mounted only when MUSICBUD_BENCH_BASELINE is set (app/urls.py).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import joblib
+import numpy as np
+from django.conf import settings
+
+from ai import model_store
+from app.errors import ServiceUnavailableError
+from app.services import recommendation_data_service as data
+from app.services.model_registry import hmac_key
+from app.services.recommendation_service import content_type_get, user_uid_get
+
+_SEED_PARTS = ("model", "user_map", "item_map", "matrix")  # the seed's four files
+
+
+def _load_verified(model_key: str) -> dict:
+    directory = Path(settings.MUSICBUD_MODEL_DIR)
+    manifest = model_store.read_manifest(directory, model_key)
+    if manifest is None:
+        raise ServiceUnavailableError(f"No {model_key} model is trained yet.")
+    blobs = model_store._verified_files(directory, model_key, manifest, model_store._check_key(hmac_key()))
+    return {part: joblib.load(io.BytesIO(blobs[part])) for part in _SEED_PARTS}
+
+
+def _lightfm_from_factors(recommender):
+    from lightfm import LightFM
+
+    user_factors, item_factors = recommender.user_factors, recommender.item_factors
+    d = item_factors.shape[1] - 1
+    lfm = LightFM(no_components=d)
+    lfm._initialize(d, item_factors.shape[0], user_factors.shape[0])
+    lfm.item_embeddings = np.array(item_factors[:, :d], order="C")  # writeable copies: LightFM wants them
+    lfm.item_biases = np.array(item_factors[:, d])
+    lfm.user_embeddings = np.array(user_factors[:, :d], order="C")
+    lfm.user_biases = np.zeros(user_factors.shape[0], dtype=np.float32)
+    return lfm
+
+
+def recommendations_seed_design(*, username: str, content_type: str, n: int) -> list[dict]:
+    """The n best items as the seed computed them: everything loaded and scored again for every request."""
+    ct = content_type_get(key=content_type)
+    uid = user_uid_get(username=username)
+    files = _load_verified(ct.model_key)
+    row = files["user_map"].get(uid) if uid is not None else None
+    if row is None or not hasattr(files["model"]["model"], "user_factors"):
+        raise ServiceUnavailableError("The seed's design only served users the model knows.")
+    lfm = _lightfm_from_factors(files["model"]["model"])
+    n_items = len(files["item_map"])
+    scores = lfm.predict(int(row), np.arange(n_items, dtype=np.int32), num_threads=1)
+    scores[files["matrix"][row].indices] = -np.inf  # what the user already has
+    item_ids = {col: key for key, col in files["item_map"].items()}
+    top = [item_ids[int(i)] for i in np.argsort(-scores)[:n]]
+    details = data.items_by_ids(content_type=ct, ids=top)
+    return [{**details.get(i, {"id": i}), "recommendation_score": round(float(scores[files["item_map"][i]]), 6),
+             "reason": "personalised", "because": []} for i in top]

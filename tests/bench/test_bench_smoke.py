@@ -1,0 +1,75 @@
+"""The performance benchmarks run end to end at a tiny size (their --smoke mode, as CI runs them) and write
+every field their results need. No timing is asserted: the numbers only mean something on a quiet machine
+at full size (`make bench`)."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def run_bench(name: str, out: Path) -> dict:
+    module = importlib.import_module(name)
+    assert module.main(["--smoke", "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def assert_common(report: dict, name: str) -> None:
+    assert report["benchmark"] == name and report["smoke"] is True
+    assert {"cpus", "load_average", "platform", "python"} <= set(report["machine"])
+    assert report["measured_at"]
+    for target in report["targets"]:
+        assert {"name", "kind", "target", "value", "met"} <= set(target)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, dict]:
+    """Each benchmark's main(), in this process, inside one stack of the smoke size: they share its Neo4j."""
+    from harness import SIZES, BenchStack
+
+    out = tmp_path_factory.mktemp("bench")
+    with BenchStack(SIZES["smoke"], quiet=True):
+        return {name: run_bench(name, out / f"{name}.json") for name in ("training", "serving", "memory")}
+
+
+def test_training_reports_extraction_fit_save_and_peak_memory(results):
+    report = results["training"]
+    assert_common(report, "training")
+    run = report["runs"][0]
+    for field in ("interactions", "extract_seconds", "edges_per_second", "fit_seconds", "fit_all_seconds",
+                  "save_seconds", "extract_fit_save_seconds", "train_models_seconds", "peak_rss_mb",
+                  "first_extraction_after_neo4j_start"):
+        assert run[field] is not None, field
+    assert run["interactions"] > 0 and run["peak_rss_mb"] > 0
+    assert all(run["trained"].values()), run["trained"]
+    assert {t["name"] for t in report["targets"]} == {"extract_fit_save_seconds_at_1m",
+                                                      "extraction_edges_per_second_at_1m"}
+
+
+def test_serving_reports_every_endpoint_at_every_concurrency_without_errors(results):
+    report = results["serving"]
+    assert_common(report, "serving")
+    points = {(r["endpoint"], r["connections"]) for r in report["results"]}
+    assert points == {(e, c) for e in ("ping", "movies", "all", "seed_baseline") for c in (1, 8, 32)}
+    for r in report["results"]:
+        assert r["requests"] > 0 and r["errors"] == 0, r
+        assert {"rps", "p50_ms", "p90_ms", "p99_ms"} <= set(r)
+    assert {"movies_rps_vs_ping_at_32", "movies_vs_seed_p50_ms_at_1"} <= set(report["ratios"]) | set(report["speedups"])
+    assert {t["name"] for t in report["targets"]} == {
+        "movies_p50_ms_at_1", "movies_p99_ms_at_1", "movies_rps_at_32", "movies_share_of_ping_rps_at_32",
+        "speedup_vs_seed_p50_at_1"}
+    assert report["worker_memory"] and report["load_generator"]
+
+
+def test_memory_reports_each_worker_idle_and_with_every_model_loaded(results):
+    report = results["memory"]
+    assert_common(report, "memory")
+    assert len(report["workers_loaded"]) == 2
+    assert report["max_worker_rss_mb"] == max(w["rss_mb"] for w in report["workers_loaded"])
+    assert report["max_worker_rss_mb"] > max(w["rss_mb"] for w in report["workers_idle"])  # models were loaded

@@ -1,0 +1,13 @@
+"""The test run's settings: the project's, read with the test run's own model and var directories, so tests
+never touch a developer's models, secrets or throttle counts. (pytest-django imports this before any
+conftest runs, which is why the environment is set here.)"""
+import os
+import tempfile
+from pathlib import Path
+
+_TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="musicbud-tests-")))
+os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
+os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
+os.environ.setdefault("LIGHTFM_THREADS", "2")
+
+from musicbud.settings import *  # noqa: E402,F401,F403
