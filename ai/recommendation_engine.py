@@ -24,7 +24,7 @@ import abc
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -185,6 +185,11 @@ def _top_n(scores: np.ndarray, n: int, excluded: np.ndarray) -> tuple[np.ndarray
     return best.astype(np.int64, copy=False), scores[best].astype(np.float32, copy=False)
 
 
+def _same_matrix(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    return (a.shape == b.shape and a.nnz == b.nnz and a.dtype == b.dtype and np.array_equal(a.indptr, b.indptr)
+            and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data))
+
+
 def _norms(vectors: np.ndarray) -> np.ndarray:
     """Each row's length (at least 1e-12), float32: cosine is the dot product over both lengths."""
     return np.maximum(np.linalg.norm(vectors, axis=1), 1e-12).astype(np.float32)
@@ -232,6 +237,15 @@ class RecommenderBase(abc.ABC):
     @property
     def n_items(self) -> int:
         return int(self._fitted().seen.matrix.shape[1])
+
+    def share_matrix(self, matrix: sp.csr_matrix) -> None:
+        """Keep `matrix` instead of this engine's own copy of the matrix it was fitted on, when the two hold the
+        same interactions (a loaded model holds its matrix several times otherwise: tens of MB at 1M)."""
+        state = self._state
+        seen = getattr(state, "seen", None)
+        if seen is None or seen.matrix is matrix or not _same_matrix(seen.matrix, matrix):
+            return
+        self._state = replace(state, seen=replace(seen, matrix=matrix))
 
     def knows_user(self, userid: int | None) -> bool:
         """True when `userid` is a row of the fitted matrix with at least one interaction."""
@@ -548,7 +562,9 @@ class LightFMRecommender(RecommenderBase):
 @dataclass(frozen=True)
 class _PopularityState:
     seen: _FittedMatrix
-    item_users: sp.csr_matrix  # items x users, binary: who interacted with each item (co-occurrence)
+    # items x users, binary: who interacted with each item (co-occurrence for similar_items). Built when first
+    # asked for: a popularity engine that only tops up LightFM's answers never needs it.
+    item_users: sp.csr_matrix | None = None
 
 
 class PopularityRecommender(RecommenderBase):
@@ -572,13 +588,22 @@ class PopularityRecommender(RecommenderBase):
 
     def fit(self, interactions: sp.csr_matrix, *, show_progress: bool = False) -> PopularityRecommender:
         matrix = _check_interactions(interactions)
-        binary = matrix.copy()
-        binary.data[:] = 1.0
-        self._state = _PopularityState(
-            seen=self._seen_state(matrix, use_weights=self.use_weights),
-            item_users=binary.T.tocsr(),
-        )
+        self._state = _PopularityState(seen=self._seen_state(matrix, use_weights=self.use_weights))
         return self
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        fitted = self.__dict__.get("_state")
+        if fitted is not None and fitted.item_users is not None:  # saved with it: built again when asked for
+            self._state = _PopularityState(seen=fitted.seen)
+
+    @staticmethod
+    def _item_users(state: _PopularityState) -> sp.csr_matrix:
+        if state.item_users is None:
+            binary = state.seen.matrix.copy()
+            binary.data[:] = 1.0
+            object.__setattr__(state, "item_users", binary.T.tocsr())  # a cache: the same for every caller
+        return state.item_users
 
     def knows_user(self, userid: int | None) -> bool:
         return self._state is not None
@@ -594,12 +619,13 @@ class PopularityRecommender(RecommenderBase):
         """Co-occurrence cosine |U_i & U_j| / sqrt(|U_i| |U_j|) in [0, 1]; only items sharing a user."""
         state = self._fitted()
         itemid = self._check_item(state, itemid)
-        users = state.item_users.indices[state.item_users.indptr[itemid]:state.item_users.indptr[itemid + 1]]
+        item_users = self._item_users(state)
+        users = item_users.indices[item_users.indptr[itemid]:item_users.indptr[itemid + 1]]
         if users.size == 0:
             return _EMPTY_IDS, _EMPTY_SCORES
-        counts = np.bincount(state.seen.matrix[users].indices, minlength=state.item_users.shape[0])
+        counts = np.bincount(state.seen.matrix[users].indices, minlength=item_users.shape[0])
         counts = counts.astype(np.float32)
-        degrees = np.diff(state.item_users.indptr).astype(np.float32)
+        degrees = np.diff(item_users.indptr).astype(np.float32)
         sims = counts / np.sqrt(np.maximum(degrees * degrees[itemid], 1.0))
         return _top_n(sims, n, np.concatenate([np.flatnonzero(counts == 0), [itemid]]))
 

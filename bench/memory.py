@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load_average"]
     with BenchStack(SIZES[args.size], quiet=args.smoke) as stack:
         stack.models_ensure()
-        model_bytes = sum(f.stat().st_size for f in stack.models_dir.glob("*-*/*.pkl"))
+        model_bytes = sum(entry["bytes"] for manifest in stack.models_dir.glob("*_manifest.json")  # served versions
+                          for entry in json.loads(manifest.read_text())["files"].values())
         with stack.serve() as server:
             token = stack.token(server)
             idle = workers_memory(server)

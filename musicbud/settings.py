@@ -107,6 +107,8 @@ MUSICBUD_REFIT_MAX_INTERACTIONS = env_int("MUSICBUD_REFIT_MAX_INTERACTIONS", 250
 MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
 # Mounts the seed's per-request design at /v1/bench/seed-baseline/<type>/ for bench/serving.py; never in production.
 MUSICBUD_BENCH_BASELINE = env_bool("MUSICBUD_BENCH_BASELINE", False)
+# Each server worker loads every saved model when it starts, before its first request (musicbud/asgi.py).
+MUSICBUD_PRELOAD_MODELS = env_bool("MUSICBUD_PRELOAD_MODELS", True)
 
 # --- API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

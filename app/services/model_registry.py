@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -133,7 +134,7 @@ class ModelRegistry:
                 return self._users
             if mtime != self._users_mtime:
                 try:
-                    self._users = json.loads(path.read_text())
+                    self._users = {name: sys.intern(uid) for name, uid in json.loads(path.read_text()).items()}
                     self._users_mtime = mtime
                 except (OSError, ValueError) as exc:
                     logger.warning("User directory %s unreadable: %s", path, exc)
@@ -161,17 +162,32 @@ def release_freed_memory() -> None:
     """Give the C heap's free pages back to the system (glibc's malloc_trim) after a big transient allocation
     (loading a model): glibc keeps them otherwise, and a worker's resident size would carry every load's peak.
     Nothing happens where there is no glibc."""
-    global _malloc_trim
-    if _malloc_trim is None:
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def malloc_arenas_limit(arenas: int = 2) -> None:
+    """At most `arenas` glibc heaps in this process (mallopt M_ARENA_MAX; default 8 per core): the threads
+    serving requests then share them instead of each keeping freed memory in one of its own. Call it at
+    start, before the threads exist. Nothing happens where there is no glibc."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+
+
+def _glibc():
+    global _libc
+    if _libc is None:
         try:
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim, _libc.mallopt  # noqa: B018 - both exist (glibc), or neither is used
         except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
+            _libc = False
+    return _libc or None
 
 
-_malloc_trim = None
+_libc = None
 
 
 def user_directory_save(*, model_dir: Path, usernames: dict[str, str]) -> None:

@@ -82,6 +82,13 @@ class TestRoundTrip:
             assert loaded.recommend(user, n=5) == trained.recommend(user, n=5)
         assert loaded.items == trained.items and loaded.user_map == trained.user_map
 
+    def test_a_loaded_model_keeps_one_copy_of_the_matrix_its_engines_were_fitted_on(self, trained, model_dir):
+        save_model(model_dir, trained, hmac_key=KEY)
+        loaded = load_model(model_dir, CT, hmac_key=KEY)
+        assert loaded.popularity._fitted().seen.matrix is loaded.matrix
+        assert loaded.model._fitted().seen.matrix is loaded.matrix
+        assert (loaded.matrix != trained.matrix).nnz == 0
+
     def test_it_keeps_the_seeds_file_names(self, trained, model_dir):
         version = save_model(model_dir, trained, hmac_key=KEY)
         assert (model_dir / f"{CT}_manifest.json").is_file()

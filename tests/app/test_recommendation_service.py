@@ -139,3 +139,13 @@ def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_
     assert recommendations_in_memory_for_user(username="nobody", content_type="movies", n=5) is None
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0  # a check for a newer version is always due
     assert recommendations_in_memory_for_user(username="user_a0", content_type="movies", n=5) is None
+
+
+def test_preloading_loads_every_saved_model_before_any_request(two_tribes):
+    from app.services.recommendation_service import models_preload
+
+    registry.__init__()  # a worker that has served nothing yet
+    models_preload()
+    for key in ("movie", "anime", "track", "taste"):
+        assert registry.loaded(key) is not None, key
+    assert registry.users_loaded()["user_a0"] == "a0"
