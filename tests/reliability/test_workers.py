@@ -115,7 +115,9 @@ def test_login_is_throttled_across_both_workers(stack, api_server):
     codes = [code for code, _ in answers]
     assert codes[:10] == [401] * 10, codes  # the default MUSICBUD_LOGIN_RATE: 10/min per client, all workers
     assert set(codes[10:]) == {429}, codes
-    assert {pid for _, pid in answers[:10]} == set(api_server.worker_pids()), "one worker took every guess"
+    # Both workers refuse, and neither can have counted 10 guesses of its own when the 10 allowed ones were
+    # shared between them (or all taken by the other): each refusal shows the count is shared. Which worker
+    # takes which connection is the kernel's choice, so the split itself is not asserted.
     assert {pid for code, pid in answers if code == 429} == set(api_server.worker_pids())
     _fresh_throttle(stack)
 
