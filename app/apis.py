@@ -226,8 +226,9 @@ class RecommendationsByTypeApi(UserApiView):
     async def get(self, request, type_key: str | None = None):
         key = self.content_type.key if self.content_type else type_key
         n = _validated(CountSerializer, request.query_params)["n"]
-        # in memory (sub-millisecond numpy) on the loop; anything that may read a file or Neo4j in a thread
-        answer = recs.recommendations_in_memory_for_user(username=request.user.username, content_type=key, n=n)
+        # in memory (cached JSON, or sub-millisecond numpy) on the loop; what may read a file or Neo4j in a thread
+        answer = recs.recommendations_json_in_memory_for_user(username=request.user.username, content_type=key,
+                                                              n=n)
         if answer is None:
             answer = await asyncio.to_thread(recs.recommendations_versioned_for_user,
                                              username=request.user.username, content_type=key, n=n)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from django.conf import settings
 
@@ -22,6 +23,7 @@ from ai.model_store import TrainedModel
 from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType, content_type as content_type_row
 from app.errors import ServiceUnavailableError, TrainingInProgressError, UnknownContentTypeError
 from app.services import recommendation_data_service as data
+from app.services.answer_cache import AnswerCache, JsonFragment
 from app.services.model_registry import registry, release_freed_memory
 
 logger = logging.getLogger(__name__)
@@ -109,19 +111,53 @@ def recommendations_versioned_for_user(*, username: str, content_type: str, n: i
     return _popular_from_graph(ct, n, exclude), None
 
 
-def recommendations_in_memory_for_user(*, username: str, content_type: str, n: int
-                                       ) -> tuple[list[dict], str | None] | None:
-    """recommendations_versioned_for_user when it needs no I/O at all: the type's model and the user directory
-    are loaded, no check for newer versions is due, and the model knows the user. That is a fraction of a
-    millisecond of numpy, so the API runs it on the event loop; None means "call
-    recommendations_versioned_for_user in a thread" (it may read files or ask Neo4j)."""
+def _in_memory_target(username: str, content_type: str) -> tuple[ContentType, TrainedModel, str] | None:
+    """The type, loaded model and user uid when an answer needs no I/O at all (see below), else None."""
     ct = content_type_get(key=content_type)
     users = registry.users_loaded()
     uid = users.get(username) if users is not None else None
     model = registry.loaded(ct.model_key) if uid is not None else None
     if model is None or uid not in model.user_map:
         return None
+    return ct, model, uid
+
+
+def recommendations_in_memory_for_user(*, username: str, content_type: str, n: int
+                                       ) -> tuple[list[dict], str | None] | None:
+    """recommendations_versioned_for_user when it needs no I/O at all: the type's model and the user directory
+    are loaded, no check for newer versions is due, and the model knows the user. That is a fraction of a
+    millisecond of numpy, so the API runs it on the event loop; None means "call
+    recommendations_versioned_for_user in a thread" (it may read files or ask Neo4j)."""
+    target = _in_memory_target(username, content_type)
+    if target is None:
+        return None
+    ct, model, uid = target
     return _ranked_out(model, ct, model.recommend(uid, n=n), uid, True), model.manifest.get("version")
+
+
+_ANSWERS = AnswerCache(int(settings.MUSICBUD_ANSWER_CACHE_MB * 1024 * 1024))
+
+
+def recommendations_json_in_memory_for_user(*, username: str, content_type: str, n: int
+                                            ) -> tuple[JsonFragment, str | None] | None:
+    """recommendations_in_memory_for_user as JSON (a JsonFragment: the API's renderer embeds it as it is),
+    kept in this worker's answer cache: the same user, type and n get the same bytes until the model's
+    version changes, without scoring again (the answer is a function of those alone on this path)."""
+    target = _in_memory_target(username, content_type)
+    if target is None:
+        return None
+    ct, model, uid = target
+    version = model.manifest.get("version")
+    body = _ANSWERS.get(ct.model_key, version, uid, n)
+    if body is None:
+        body = JsonFragment(orjson.dumps(_ranked_out(model, ct, model.recommend(uid, n=n), uid, True)))
+        _ANSWERS.put(ct.model_key, version, uid, n, value=body)
+    return body, version
+
+
+def answer_cache() -> AnswerCache:
+    """This worker's answer cache (for its statistics, and for tests to start from an empty one)."""
+    return _ANSWERS
 
 
 def _cross_domain(model: TrainedModel, ct: ContentType, uid: str, n: int, exclude: set[str],

@@ -130,6 +130,39 @@ def test_the_in_memory_answer_is_the_one_a_worker_thread_gives(two_tribes):
         assert fast == recommendations_versioned_for_user(username=user, content_type="movies", n=5)
 
 
+def test_the_cached_json_answer_is_the_in_memory_answer_and_is_computed_once(two_tribes, monkeypatch):
+    import orjson
+
+    from app.services import recommendation_service as service
+
+    registry.get("movie")
+    registry.users()
+    service.answer_cache().clear()
+    expected, version = service.recommendations_in_memory_for_user(username="user_a0", content_type="movies", n=5)
+    first = service.recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5)
+    assert first is not None and first[1] == version
+    assert orjson.loads(first[0].text) == expected
+    model = registry.loaded("movie")
+    monkeypatch.setattr(type(model), "recommend", lambda *a, **k: pytest.fail("scored again"))
+    again = service.recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5)
+    assert again[0] is first[0] and again[1] == version
+    assert service.answer_cache().hits == 1
+
+
+def test_a_new_model_version_is_never_answered_from_the_old_ones_cached_json(two_tribes):
+    from app.services import recommendation_service as service
+
+    registry.get("movie")
+    registry.users()
+    old = service.recommendations_json_in_memory_for_user(username="user_b3", content_type="movies", n=3)
+    assert service.models_train(content_types=["movies"])["movie"] is True
+    registry.get("movie")
+    registry.users()
+    new = service.recommendations_json_in_memory_for_user(username="user_b3", content_type="movies", n=3)
+    assert new[1] != old[1]
+    assert service.answer_cache().get("movie", old[1], "b3", 3) is None  # dropped with its version
+
+
 def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_file(two_tribes, settings):
     from app.services.recommendation_service import recommendations_in_memory_for_user
 

@@ -30,3 +30,16 @@ def test_a_client_asking_for_indentation_gets_drfs_pretty_printing():
     payload = PAYLOADS[0]
     media = "application/json; indent=2"
     assert ORJSONRenderer().render(payload, media, {}) == JSONRenderer().render(payload, media, {})
+
+
+def test_a_json_fragment_is_embedded_as_it_is_and_the_line_separators_in_it_are_escaped():
+    import orjson
+
+    from app.services.answer_cache import JsonFragment
+
+    inner = [{"title": "Amélie — 千と千尋の神隠し \u2028 line \u2029 paragraph", "score": 1.120998, "year": 2001}]
+    wrapped = {"success": True, "data": JsonFragment(orjson.dumps(inner))}
+    assert ORJSONRenderer().render(wrapped) == JSONRenderer().render({"success": True, "data": inner})
+    media = "application/json; indent=2"  # DRF's own encoder takes the fragment too
+    assert ORJSONRenderer().render(wrapped, media, {}) == JSONRenderer().render({"success": True, "data": inner},
+                                                                               media, {})

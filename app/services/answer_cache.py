@@ -1,0 +1,98 @@
+"""A worker's cache of rendered recommendation answers.
+
+A known user's answer is a pure function of the served model version, the user and the page size: the
+in-memory path reads nothing else (a user newer than the model, or with history the model has not seen, never
+takes it). So the JSON of an answer can be kept and sent again until that model is replaced; a new version
+makes every answer of the type unreachable at once (its version is part of the key) and they are dropped the
+first time an answer of the new version is stored.
+
+Bounded by the bytes it holds (MUSICBUD_ANSWER_CACHE_MB per worker, least recently used out first), so its
+memory is known in advance: 16 MB is about 2,000 answers of 20 movies.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Hashable
+
+import orjson
+
+logger = logging.getLogger(__name__)
+
+
+class JsonFragment:
+    """JSON text to be embedded as it is in a bigger answer (app/renderers.py does), not encoded again."""
+
+    __slots__ = ("text", "fragment")
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+        self.fragment = orjson.Fragment(text)  # what orjson embeds
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+class AnswerCache:
+    """LRU of answers (bytes, or anything with a len() in bytes) keyed by (model key, model version, *rest), at most `max_bytes` of values in all."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[tuple, bytes | JsonFragment] = OrderedDict()
+        self._versions: dict[str, str | None] = {}  # the newest version stored, per model key
+        self._bytes = 0
+        self._lock = threading.Lock()  # the event loop and worker threads (the all-types endpoint) share it
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, model_key: str, version: str | None, *rest: Hashable) -> bytes | JsonFragment | None:
+        key = (model_key, version, *rest)
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, model_key: str, version: str | None, *rest: Hashable, value: bytes | JsonFragment) -> None:
+        """Keep `value`; an answer bigger than the whole cache is not kept. A version of `model_key` other than
+        the last one stored drops every entry of that model first (they can never be asked for again)."""
+        size = len(value)
+        if size > self.max_bytes:
+            return
+        key = (model_key, version, *rest)
+        with self._lock:
+            if self._versions.get(model_key, version) != version:
+                stale = [k for k in self._entries if k[0] == model_key and k[1] != version]
+                for old in stale:
+                    self._bytes -= len(self._entries.pop(old))
+                logger.info("Answer cache: %s model is now version %s; dropped %d answers of older versions",
+                            model_key, version, len(stale))
+            self._versions[model_key] = version
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._bytes -= len(previous)
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._versions.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
