@@ -246,7 +246,7 @@ class BudsApi(UserApiView):
         200: shapes.envelope_serializer("BudsEnvelope", shapes.bud_serializer(many=True)), **_ERRORS})
     async def get(self, request):
         n = _validated(CountSerializer, request.query_params)["n"]
-        data = await asyncio.to_thread(recs.buds_for_user, username=request.user.username, n=n)
+        data = await asyncio.to_thread(recs.buds_json_for_user, username=request.user.username, n=n)
         return ok("Buds recommendations fetched successfully", data)
 
 

@@ -324,6 +324,25 @@ class BenchStack:
             return json.loads(response.read())["access_token"]
 
 
+    def tokens_of_many_users(self, count: int) -> list[str]:
+        """Access tokens of up to `count` distinct seeded users that the movie model knows, each with the claims a
+        login gives (user id, username), signed with the server's key: load in which no user (so no cached
+        answer and no verified token) repeats while there are more tokens than requests."""
+        code = (
+            "from rest_framework_simplejwt.tokens import AccessToken\n"
+            "from app.services.model_registry import registry\n"
+            "movie = registry.get('movie')\n"
+            "known = sorted(name for name, uid in registry.users().items() if uid in movie.user_map)\n"
+            f"for number, name in enumerate(known[:{int(count)}]):\n"
+            "    token = AccessToken()\n"
+            "    token['user_id'], token['username'] = str(1_000_000 + number), name\n"
+            "    print('TOKEN', token)\n")
+        out = self.manage("shell", "-c", code, env=self.env(MUSICBUD_LOG_LEVEL="WARNING"))
+        tokens = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("TOKEN ")]
+        if not tokens:
+            raise BenchError(f"no user of the movie model to make tokens for:\n{out[-2000:]}")
+        return tokens
+
 @dataclass
 class Server:
     url: str

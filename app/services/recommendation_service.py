@@ -268,10 +268,15 @@ def _popular_from_graph(ct: ContentType, n: int, exclude: set[str]) -> list[dict
     return out[:n]
 
 
-def recommendations_all_for_user(*, username: str, n: int = 10) -> dict[str, list[dict]]:
-    """Every content type's recommendations, plus buds, keyed as the API answers them."""
-    out = {ct.key: recommendations_for_user(username=username, content_type=ct.key, n=n) for ct in CONTENT_TYPES}
-    out[BUDS_KEY] = buds_for_user(username=username, n=n)
+def recommendations_all_for_user(*, username: str, n: int = 10) -> dict[str, list[dict] | JsonFragment]:
+    """Every content type's recommendations, plus buds, keyed as the API answers them. Where the answer cache
+    has (or the in-memory path can make) a type's answer, or the buds, that value is its JSON (JsonFragment)."""
+    out: dict[str, list[dict] | JsonFragment] = {}
+    for ct in CONTENT_TYPES:
+        cached = recommendations_json_in_memory_for_user(username=username, content_type=ct.key, n=n)
+        out[ct.key] = cached[0] if cached is not None else \
+            recommendations_for_user(username=username, content_type=ct.key, n=n)
+    out[BUDS_KEY] = buds_json_for_user(username=username, n=n)
     return out
 
 
@@ -283,6 +288,27 @@ def buds_for_user(*, username: str, n: int = 10, shared_per_type: int = 3) -> li
 
     taste = registry.get(TASTE_KEY)
     uid = user_uid_get(username=username)
+    return _buds(taste, uid, n, shared_per_type, username)
+
+
+def buds_json_for_user(*, username: str, n: int = 10, shared_per_type: int = 3) -> JsonFragment:
+    """buds_for_user as JSON, from the answer cache when this worker already answered it for the served taste
+    model version (buds are a function of that model, the user and the counts)."""
+    from app.services.training import TASTE_KEY
+
+    taste = registry.get(TASTE_KEY)
+    uid = user_uid_get(username=username)
+    if taste is None or uid is None:
+        return JsonFragment(orjson.dumps(_buds(taste, uid, n, shared_per_type, username)))
+    version = taste.manifest.get("version")
+    body = _ANSWERS.get(TASTE_KEY, version, uid, n, shared_per_type)
+    if body is None:
+        body = JsonFragment(orjson.dumps(_buds(taste, uid, n, shared_per_type, username)))
+        _ANSWERS.put(TASTE_KEY, version, uid, n, shared_per_type, value=body)
+    return body
+
+
+def _buds(taste: TrainedModel | None, uid: str | None, n: int, shared_per_type: int, username: str) -> list[dict]:
     if taste is None or uid is None or uid not in taste.user_map or not hasattr(taste.model, "item_factors"):
         if taste is None:
             logger.warning("No taste model trained yet: no buds for %s", username)

@@ -163,6 +163,32 @@ def test_a_new_model_version_is_never_answered_from_the_old_ones_cached_json(two
     assert service.answer_cache().get("movie", old[1], "b3", 3) is None  # dropped with its version
 
 
+def test_the_all_types_answer_with_cached_parts_renders_as_the_answers_computed_afresh(two_tribes):
+    import orjson
+
+    from app.renderers import ORJSONRenderer
+    from app.services import recommendation_service as service
+
+    registry.get("movie")
+    registry.users()
+    for _ in range(2):  # empty cache, then the parts it kept
+        rendered = orjson.loads(ORJSONRenderer().render(service.recommendations_all_for_user(username="user_a2", n=4)))
+        assert rendered["movies"] == recommendations_for_user(username="user_a2", content_type="movies", n=4)
+        assert rendered["anime"] == recommendations_for_user(username="user_a2", content_type="anime", n=4)
+        assert rendered["buds"] == buds_for_user(username="user_a2", n=4)
+    assert service.answer_cache().hits >= 2
+
+
+def test_cached_buds_are_the_buds_and_a_user_without_them_gets_an_empty_list(two_tribes):
+    import orjson
+
+    from app.services.recommendation_service import buds_json_for_user
+
+    for _ in range(2):
+        assert orjson.loads(buds_json_for_user(username="user_b1", n=5).text) == buds_for_user(username="user_b1", n=5)
+    assert orjson.loads(buds_json_for_user(username="nobody-at-all", n=5).text) == []
+
+
 def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_file(two_tribes, settings):
     from app.services.recommendation_service import recommendations_in_memory_for_user
 
