@@ -35,7 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -62,6 +62,7 @@ except ImportError:  # pragma: no cover - not POSIX: saves are still atomic, onl
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ItemDetails",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "TrainedModel",
@@ -87,6 +88,62 @@ class ModelIntegrityError(RuntimeError):
     """A model file is missing, truncated, corrupt or was modified (or the HMAC key is wrong)."""
 
 
+class ItemDetails(Mapping):
+    """Item id -> details (a dict), held compactly: one tuple per item, its field names (a tuple shared by every
+    item with the same fields) then its values, strings interned (one object for an id, a title or a genre
+    however many models name it). A dict per item costs about twice as much. Reading an item gives a new
+    dict; value() reads one field without making it. Pickled in this form: loading makes no dict per item."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, items: Mapping[str, Mapping[str, Any]] = ()) -> None:
+        self._rows: dict[str, tuple] = {}
+        shapes: dict[tuple, tuple] = {}
+        for key, details in dict(items).items():
+            self._add(key, tuple(details), tuple(details.values()), shapes)
+
+    def _add(self, key: str, names: tuple, values: tuple, shapes: dict[tuple, tuple]) -> None:
+        intern = sys.intern
+        names = shapes.setdefault(names, tuple(map(intern, names)))
+        self._rows[intern(key) if type(key) is str else key] = (names, *(
+            intern(v) if type(v) is str else [intern(x) if type(x) is str else x for x in v] if type(v) is list
+            else v for v in values))
+
+    def __getitem__(self, key: str) -> dict[str, Any]:
+        row = self._rows[key]
+        return dict(zip(row[0], row[1:]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._rows
+
+    def value(self, key: str, name: str, default: Any = None) -> Any:
+        """items[key][name], or `default` when the item or the field is missing."""
+        row = self._rows.get(key)
+        if row is None:
+            return default
+        try:
+            return row[row[0].index(name) + 1]
+        except ValueError:
+            return default
+
+    def __reduce__(self):
+        return (_item_details_from_rows, (self._rows,))
+
+
+def _item_details_from_rows(rows: dict[str, tuple]) -> ItemDetails:
+    """An unpickled ItemDetails, its strings interned again (so one title is one object across models)."""
+    out, shapes = ItemDetails(), {}
+    for key, row in rows.items():
+        out._add(key, row[0], row[1:], shapes)
+    return out
+
+
 @dataclass(eq=False)  # compared by identity: fields hold matrices
 class TrainedModel:
     """One content type's trained model with everything serving needs (no DB round trip)."""
@@ -97,11 +154,13 @@ class TrainedModel:
     user_map: dict[str, int] = field(repr=False)
     item_map: dict[str, int] = field(repr=False)
     matrix: sp.csr_matrix = field(repr=False)
-    items: dict[str, dict] = field(repr=False)
+    items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
     manifest: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.matrix = sp.csr_matrix(self.matrix)
+        if not isinstance(self.items, ItemDetails):
+            self.items = ItemDetails(self.items)
         if self.matrix.shape != (len(self.user_map), len(self.item_map)):
             raise ValueError(
                 f"matrix {self.matrix.shape} must be (len(user_map), len(item_map)) = "
@@ -300,7 +359,7 @@ def save_model(model_dir: str | os.PathLike, trained: TrainedModel, *, hmac_key:
         "user_map": dict(trained.user_map),
         "item_map": dict(trained.item_map),
         "matrix": sp.csr_matrix(trained.matrix),
-        "items": dict(trained.items),
+        "items": trained.items,
     }
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{ct}-{version}.", suffix=".tmp", dir=directory))  # mode 0700
     final_dir = directory / f"{ct}-{version}"
@@ -454,16 +513,8 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
         user_map={sys.intern(uid): row for uid, row in objs["user_map"].items()},  # one copy of a uid per process
         item_map={sys.intern(key): column for key, column in objs["item_map"].items()},
         matrix=objs["matrix"],
-        items=_interned(objs["items"]),
+        items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),  # old files
         manifest=manifest,
     )
 
 
-def _interned(items: dict[str, dict]) -> dict[str, dict]:
-    """The item details with their strings interned: an id, a title, a genre name is then one object however
-    many maps, models and items hold it (tens of MB less per server worker at 1M interactions)."""
-    intern = sys.intern
-    return {intern(key): {name: intern(value) if type(value) is str
-                          else [intern(v) if type(v) is str else v for v in value] if type(value) is list else value
-                          for name, value in details.items()}
-            for key, details in items.items()}

@@ -16,7 +16,7 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessU
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.tokens import Token
 
-MAX_TOKENS = 4096
+MAX_TOKENS = 1024  # ~2.5 kB each (the validated Token and its claims)
 
 
 class CachedJWTStatelessUserAuthentication(JWTStatelessUserAuthentication):

@@ -7,7 +7,7 @@ makes every answer of the type unreachable at once (its version is part of the k
 first time an answer of the new version is stored.
 
 Bounded by the bytes it holds (MUSICBUD_ANSWER_CACHE_MB per worker, least recently used out first), so its
-memory is known in advance: 16 MB is about 2,000 answers of 20 movies.
+memory is known in advance: the default 8 MB is about 1,000 answers of 20 movies.
 """
 from __future__ import annotations
 

@@ -71,8 +71,7 @@ def _item_out(model: TrainedModel, ct: ContentType, item_id: str, score: float, 
         item["reason"], item["because"] = "popular", []
     else:
         item["reason"] = "personalised"
-        item["because"] = [{"id": b, ct.title_property: (model.items.get(b) or {}).get(ct.title_property)}
-                           for b in because]
+        item["because"] = [{"id": b, ct.title_property: model.items.value(b, ct.title_property)} for b in because]
     return item
 
 
@@ -191,7 +190,8 @@ def _cross_domain(model: TrainedModel, ct: ContentType, uid: str, n: int, exclud
         item = dict(model.items.get(item_id) or {"id": item_id})
         item["recommendation_score"] = round(float(score), 6)
         item["reason"] = "cross_domain"
-        item["because"] = [{"id": taste.items[b]["id"], ct.title_property: taste.items[b]["title"]} for b in because]
+        item["because"] = [{"id": taste.items.value(b, "id"), ct.title_property: taste.items.value(b, "title")}
+                           for b in because]
         out.append(item)
     if len(out) == n:
         return out
@@ -380,6 +380,23 @@ def _training_lock():
         except BlockingIOError:
             raise TrainingInProgressError() from None
         yield
+    finally:
+        os.close(fd)
+
+
+def training_running(*, model_dir: Path | None = None) -> bool:
+    """Whether some process holds the training lock of `model_dir` (default: the configured one) right now."""
+    path = Path(model_dir or settings.MUSICBUD_MODEL_DIR) / ".training.lock"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False  # no training ever started there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
     finally:
         os.close(fd)
 

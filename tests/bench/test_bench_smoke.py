@@ -56,7 +56,9 @@ def test_serving_reports_every_endpoint_at_every_concurrency_without_errors(resu
     report = results["serving"]
     assert_common(report, "serving")
     points = {(r["endpoint"], r["connections"]) for r in report["results"]}
-    assert points == {(e, c) for e in ("ping", "movies", "all", "seed_baseline") for c in (1, 8, 32)}
+    assert points == {(e, c) for e in ("ping", "movies", "movies_many_users", "all", "seed_baseline")
+                      for c in (1, 8, 32)}
+    assert report["many_users"]["users"] > 1
     for r in report["results"]:
         assert r["requests"] > 0 and r["errors"] == 0, r
         assert {"rps", "p50_ms", "p90_ms", "p99_ms"} <= set(r)
@@ -71,5 +73,7 @@ def test_memory_reports_each_worker_idle_and_with_every_model_loaded(results):
     report = results["memory"]
     assert_common(report, "memory")
     assert len(report["workers_loaded"]) == 2
-    assert report["max_worker_rss_mb"] == max(w["rss_mb"] for w in report["workers_loaded"])
+    assert len(report["workers_after_many_users"]) == 2 and report["many_users_requests"] > 0
+    assert report["max_worker_rss_mb"] == max(w["rss_mb"] for w in report["workers_loaded"] +
+                                              report["workers_after_many_users"])
     assert report["max_worker_rss_mb"] > max(w["rss_mb"] for w in report["workers_idle"])  # models were loaded
