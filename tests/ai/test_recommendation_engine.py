@@ -6,7 +6,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -258,18 +257,18 @@ class TestLightFMRecommender(RecommenderContract):
         loaded = LightFMRecommender.load(tmp_path / "m.joblib")
         assert loaded.recommend(0, board[0], n=1)[0].tolist() == [0]
 
-    def test_recommend_is_one_cheap_product_for_20k_items(self):
+    def test_recommend_over_20k_items_is_the_best_of_one_product_of_the_stored_factors(self):
+        # how fast that is, is bench/serving.py's business (no timed unit tests); here: what it computes
         rng = np.random.default_rng(0)
         users, items = rng.integers(0, 50, 4000), rng.integers(0, 20_000, 4000)
         matrix = sp.csr_matrix((np.ones(4000, dtype=np.float32), (users, items)), shape=(50, 20_000))
         model = LightFMRecommender(no_components=30, epochs=1, num_threads=2).fit(matrix)
-        row = matrix[3]
-        timings = []
-        for _ in range(200):
-            start = time.perf_counter()
-            model.recommend(3, row, n=10)
-            timings.append(time.perf_counter() - start)
-        assert np.median(timings) < 0.002  # ~0.2 ms on a quiet core; loose for a shared CI box
+        for user in (3, 17):
+            scores = model.user_factors[user] @ model.item_factors.T
+            scores[matrix[user].indices] = -np.inf
+            ids, got = model.recommend(user, matrix[user], n=10)
+            np.testing.assert_array_equal(ids, np.argsort(-scores, kind="stable")[:10])
+            np.testing.assert_allclose(got, scores[ids], rtol=1e-6)
 
     def test_recommend_keeps_answering_while_another_thread_refits(self, board):
         model = small_lightfm().fit(board)

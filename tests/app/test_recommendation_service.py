@@ -208,3 +208,14 @@ def test_preloading_loads_every_saved_model_before_any_request(two_tribes):
     for key in ("movie", "anime", "track", "taste"):
         assert registry.loaded(key) is not None, key
     assert registry.users_loaded()["user_a0"] == "a0"
+
+
+def test_training_running_is_true_exactly_while_the_training_lock_is_held(tmp_path, settings):
+    from app.services.recommendation_service import _training_lock, training_running
+
+    settings.MUSICBUD_MODEL_DIR = tmp_path / "models"
+    assert training_running() is False  # no lock file yet
+    with _training_lock():
+        assert training_running() is True
+        assert training_running(model_dir=tmp_path / "elsewhere") is False
+    assert training_running() is False

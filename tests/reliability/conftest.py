@@ -7,7 +7,6 @@ trained) serves the whole session; a module gets it back re-seeded when another 
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -120,16 +119,10 @@ def client_on_each_worker(server: live_stack.LiveServer, token: str, *, tries: i
 
 
 def training_running(model_dir: Path) -> bool:
-    """Whether some process holds the training lock (recommendation_service._training_lock)."""
-    fd = os.open(model_dir / ".training.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    """Whether some process holds the training lock of that model directory (a server's, in another process)."""
+    from app.services.recommendation_service import training_running as held
+
+    return held(model_dir=model_dir)
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.05, message: str = "") -> float:

@@ -1,13 +1,11 @@
 """POST /v1/recommendations/train/models/: staff only, every type, 409 while a training runs."""
 import asyncio
-import fcntl
-import os
 
 import pytest
 from django.conf import settings
 
 from app.content_types import CONTENT_TYPES
-from app.services.recommendation_service import _training_lock
+from app.services.recommendation_service import _training_lock, training_running
 from tests.app.apis.conftest import assert_envelope, bearer, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,15 +44,7 @@ async def test_it_answers_409_while_a_training_runs(client, users, demo_models):
 
 
 def _training_running() -> bool:
-    fd = os.open(settings.MUSICBUD_MODEL_DIR / ".training.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return training_running(model_dir=settings.MUSICBUD_MODEL_DIR)
 
 
 async def test_recommendations_are_served_while_a_training_runs(client, users, demo_models):
