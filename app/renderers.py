@@ -27,6 +27,8 @@ def _default(obj):
     if isinstance(obj, JsonFragment):
         return obj.fragment
     return _FALLBACK.default(obj)
+
+
 _LINE_SEPARATORS = (b"\xe2\x80\xa8", b"\xe2\x80\xa9")  # U+2028 / U+2029 in UTF-8
 
 

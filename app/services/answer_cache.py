@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from typing import Hashable
+from typing import Callable, Hashable
 
 import orjson
 
@@ -65,6 +65,16 @@ class AnswerCache:
             self._entries.move_to_end(key)
             self.hits += 1
             return value
+
+    def get_or_make(self, model_key: str, version: str | None, *rest: Hashable,
+                    make: Callable[[], bytes | JsonFragment]) -> bytes | JsonFragment:
+        """The stored answer, or make() stored and returned (made outside the lock: two threads asking for one
+        missing answer may both make it; the answers are equal)."""
+        value = self.get(model_key, version, *rest)
+        if value is None:
+            value = make()
+            self.put(model_key, version, *rest, value=value)
+        return value
 
     def put(self, model_key: str, version: str | None, *rest: Hashable, value: bytes | JsonFragment) -> None:
         """Keep `value`; an answer bigger than the whole cache is not kept. A version of `model_key` other than

@@ -147,11 +147,12 @@ def recommendations_json_in_memory_for_user(*, username: str, content_type: str,
         return None
     ct, model, uid = target
     version = model.manifest.get("version")
-    body = _ANSWERS.get(ct.model_key, version, uid, n)
-    if body is None:
-        body = JsonFragment(orjson.dumps(_ranked_out(model, ct, model.recommend(uid, n=n), uid, True)))
-        _ANSWERS.put(ct.model_key, version, uid, n, value=body)
-    return body, version
+    return _ANSWERS.get_or_make(ct.model_key, version, uid, n, make=lambda: _json(
+        _ranked_out(model, ct, model.recommend(uid, n=n), uid, True))), version
+
+
+def _json(data: list[dict]) -> JsonFragment:
+    return JsonFragment(orjson.dumps(data))
 
 
 def answer_cache() -> AnswerCache:
@@ -298,14 +299,10 @@ def buds_json_for_user(*, username: str, n: int = 10, shared_per_type: int = 3) 
 
     taste = registry.get(TASTE_KEY)
     uid = user_uid_get(username=username)
+    make = lambda: _json(_buds(taste, uid, n, shared_per_type, username))  # noqa: E731
     if taste is None or uid is None:
-        return JsonFragment(orjson.dumps(_buds(taste, uid, n, shared_per_type, username)))
-    version = taste.manifest.get("version")
-    body = _ANSWERS.get(TASTE_KEY, version, uid, n, shared_per_type)
-    if body is None:
-        body = JsonFragment(orjson.dumps(_buds(taste, uid, n, shared_per_type, username)))
-        _ANSWERS.put(TASTE_KEY, version, uid, n, shared_per_type, value=body)
-    return body
+        return make()
+    return _ANSWERS.get_or_make(TASTE_KEY, taste.manifest.get("version"), uid, n, shared_per_type, make=make)
 
 
 def _buds(taste: TrainedModel | None, uid: str | None, n: int, shared_per_type: int, username: str) -> list[dict]:
@@ -368,12 +365,16 @@ def models_status() -> dict[str, dict | None]:
 
 # --- training ---------------------------------------------------------------------------------------------
 
+def _training_lock_path(model_dir: Path | None = None) -> Path:
+    return Path(model_dir or settings.MUSICBUD_MODEL_DIR) / ".training.lock"
+
+
 @contextmanager
 def _training_lock():
     """One training at a time across every process sharing the model directory; 409 for the second."""
-    model_dir = Path(settings.MUSICBUD_MODEL_DIR)
-    model_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(model_dir / ".training.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    path = _training_lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -386,9 +387,8 @@ def _training_lock():
 
 def training_running(*, model_dir: Path | None = None) -> bool:
     """Whether some process holds the training lock of `model_dir` (default: the configured one) right now."""
-    path = Path(model_dir or settings.MUSICBUD_MODEL_DIR) / ".training.lock"
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(_training_lock_path(model_dir), os.O_RDWR)
     except FileNotFoundError:
         return False  # no training ever started there
     try:

@@ -50,3 +50,15 @@ def test_a_zero_byte_cache_keeps_nothing_and_a_negative_one_is_refused():
     assert cache.get("movie", "v1", "a", 20) is None
     with pytest.raises(ValueError):
         AnswerCache(-1)
+
+
+def test_get_or_make_makes_a_missing_answer_once_and_keeps_it():
+    cache, made = AnswerCache(1000), []
+
+    def make():
+        made.append(1)
+        return b"[1]"
+
+    assert cache.get_or_make("movie", "v1", "a", 20, make=make) == b"[1]"
+    assert cache.get_or_make("movie", "v1", "a", 20, make=make) == b"[1]"
+    assert len(made) == 1 and (cache.hits, cache.misses) == (1, 1)
