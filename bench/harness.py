@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -324,10 +325,11 @@ class BenchStack:
             return json.loads(response.read())["access_token"]
 
 
-    def tokens_of_many_users(self, count: int) -> list[str]:
+    def tokens_of_many_users(self, count: int) -> Path:
         """Access tokens of up to `count` distinct seeded users that the movie model knows, each with the claims a
         login gives (user id, username), signed with the server's key: load in which no user (so no cached
-        answer and no verified token) repeats while there are more tokens than requests."""
+        answer and no verified token) repeats while there are more tokens than requests. Written one per line to
+        a file of the stack's directory (what bench/wrk_many_users.lua reads); returns its path."""
         code = (
             "from rest_framework_simplejwt.tokens import AccessToken\n"
             "from app.services.model_registry import registry\n"
@@ -341,7 +343,25 @@ class BenchStack:
         tokens = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("TOKEN ")]
         if not tokens:
             raise BenchError(f"no user of the movie model to make tokens for:\n{out[-2000:]}")
-        return tokens
+        path = self.dir / "many_users_tokens.txt"
+        path.write_text("\n".join(tokens) + "\n")
+        return path
+
+@contextlib.contextmanager
+def neo4j_in_process(prefix: str) -> Iterator[Path]:
+    """For a benchmark that runs the service in its own process (it sets Django up itself): a fresh Neo4j on a
+    free port in a new temporary directory, and this process's environment pointing at it (model and var
+    directories there too); stopped at the end. Yields the directory."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    password = secrets.token_urlsafe(16)
+    server = neo4j_local.start(data_dir=tmp / "neo4j", port=neo4j_local.free_port(), password=password)
+    os.environ.update(NEO4J_BOLT_URL=server.bolt_url, NEO4J_PASSWORD=password, MUSICBUD_MODEL_DIR=str(tmp / "models"),
+                      MUSICBUD_VAR_DIR=str(tmp / "var"), DJANGO_SETTINGS_MODULE="musicbud.settings",
+                      MUSICBUD_LOG_LEVEL="WARNING")
+    try:
+        yield tmp
+    finally:
+        server.stop()
 
 @dataclass
 class Server:

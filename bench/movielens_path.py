@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,15 +26,9 @@ def main() -> int:
     if not (args.data / "ratings.csv").exists():
         print(f"skipped: data not found at {args.data}")
         return 0
-    import neo4j_local
+    from harness import neo4j_in_process
 
-    tmp = Path(tempfile.mkdtemp(prefix="musicbud-bench-ml-"))
-    password = secrets.token_urlsafe(16)
-    server = neo4j_local.start(data_dir=tmp / "neo4j", port=neo4j_local.free_port(), password=password)
-    os.environ.update(NEO4J_BOLT_URL=server.bolt_url, NEO4J_PASSWORD=password, MUSICBUD_MODEL_DIR=str(tmp / "models"),
-                      MUSICBUD_VAR_DIR=str(tmp / "var"), DJANGO_SETTINGS_MODULE="musicbud.settings",
-                      MUSICBUD_LOG_LEVEL="WARNING")
-    try:
+    with neo4j_in_process("musicbud-bench-ml-"):
         import django
 
         django.setup()
@@ -71,8 +62,6 @@ def main() -> int:
         for _ in range(100):
             recommendations_for_user(username="ml_1", content_type="movies", n=10)
         steps["request_ms_mean_of_100"] = (time.perf_counter() - t0) * 10
-    finally:
-        server.stop()
     result = {"counts": counts, "steps": {k: round(v, 3) for k, v in steps.items()}, "metrics": metrics,
               "sample_user_ml_1": [r["title"] for r in recs]}
     print(f"ml-latest-small: {counts['users']} users, {counts['items']} movies, {counts['interactions']} ratings "

@@ -202,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         with stack.serve(MUSICBUD_BENCH_BASELINE="1") as server:
             token = stack.token(server)
             body_bytes = check_answers(server, token)
-            many_users = stack.dir / "many_users_tokens.txt"
-            many_users.write_text("\n".join(stack.tokens_of_many_users(MANY_USERS)) + "\n")
+            many_users = stack.tokens_of_many_users(MANY_USERS)
             users_count = len(many_users.read_text().split())
             warm_up(server, token, 1.0 if args.smoke else 3.0, load)
             rounds: dict[str, dict[int, list[dict]]] = {name: {c: [] for c in CONNECTIONS} for name in ENDPOINTS}

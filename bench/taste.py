@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,18 +40,10 @@ def main() -> int:
     if args.smoke:
         args.users, args.items, args.per_user, args.sample = 200, 60, 20, 50
 
-    import neo4j_local
+    from harness import neo4j_in_process
 
-    tmp = Path(tempfile.mkdtemp(prefix="musicbud-bench-taste-"))
-    password = secrets.token_urlsafe(16)
-    server = neo4j_local.start(data_dir=tmp / "neo4j", port=neo4j_local.free_port(), password=password)
-    os.environ.update(NEO4J_BOLT_URL=server.bolt_url, NEO4J_PASSWORD=password, MUSICBUD_MODEL_DIR=str(tmp / "models"),
-                      MUSICBUD_VAR_DIR=str(tmp / "var"), DJANGO_SETTINGS_MODULE="musicbud.settings",
-                      MUSICBUD_LOG_LEVEL="WARNING")
-    try:
+    with neo4j_in_process("musicbud-bench-taste-") as tmp:
         return run(args, tmp)
-    finally:
-        server.stop()
 
 
 def run(args, tmp: Path) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from app.services import answer_cache  # a plain module: the answer cache's default size
 from musicbud.env import (
     env_bool,
     env_float,
@@ -111,7 +112,7 @@ MUSICBUD_BENCH_BASELINE = env_bool("MUSICBUD_BENCH_BASELINE", False)
 MUSICBUD_PRELOAD_MODELS = env_bool("MUSICBUD_PRELOAD_MODELS", True)
 # Each server worker keeps the JSON of the answers it gave known users, until their model is replaced
 # (app/services/answer_cache.py): this many MB at most, least recently used out first. 0: no cache.
-MUSICBUD_ANSWER_CACHE_MB = env_float("MUSICBUD_ANSWER_CACHE_MB", 8.0, minimum=0.0)
+MUSICBUD_ANSWER_CACHE_MB = env_float("MUSICBUD_ANSWER_CACHE_MB", answer_cache.DEFAULT_MAX_MB, minimum=0.0)
 
 # --- API ---------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -20,6 +20,8 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_MAX_MB = 8.0  # MUSICBUD_ANSWER_CACHE_MB when it is not set
+
 
 class JsonFragment:
     """JSON text to be embedded as it is in a bigger answer (app/renderers.py does), not encoded again."""
