@@ -105,6 +105,20 @@ class UserApiView(ApiView):
     authentication_classes = [CachedJWTStatelessUserAuthentication]
 
 
+class AnonymousApiView(ApiView):
+    """Open to anyone, no token read: login, token refresh, the guest endpoint, health."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class SharedAnonThrottle(AnonRateThrottle):
+    """Per client address, counted in a file-based cache that every worker process shares (a view using one
+    sets initial_in_thread: the count is file I/O)."""
+
+    cache = caches["throttle"]
+
+
 # DRF refuses a NUL character in any CharField (400); this pattern says so in the schema.
 NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
 
@@ -124,16 +138,13 @@ def _validated(serializer_class, data) -> dict:
 
 # --- auth -------------------------------------------------------------------------------------------------
 
-class LoginThrottle(AnonRateThrottle):
-    """Per client address, shared by every worker process (a file-based cache): against password guessing."""
+class LoginThrottle(SharedAnonThrottle):
+    """Against password guessing."""
 
     scope = "login"
-    cache = caches["throttle"]
 
 
-class LoginApi(ApiView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class LoginApi(AnonymousApiView):
     throttle_classes = [LoginThrottle]
     initial_in_thread = True
 
@@ -160,9 +171,7 @@ class LoginApi(ApiView):
                          "access_token": str(refresh.access_token), "refresh_token": str(refresh)})
 
 
-class TokenRefreshApi(ApiView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class TokenRefreshApi(AnonymousApiView):
 
     class InputSerializer(serializers.Serializer):
         class Meta:
@@ -309,14 +318,11 @@ class TrainModelsApi(UserApiView):
         return ok("Model training completed", results)
 
 
-class GuestThrottle(AnonRateThrottle):
+class GuestThrottle(SharedAnonThrottle):
     scope = "guest"
-    cache = caches["throttle"]
 
 
-class PublicRecommendationsApi(ApiView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class PublicRecommendationsApi(AnonymousApiView):
     throttle_classes = [GuestThrottle]
     initial_in_thread = True
     allowed_query_params = frozenset({"type", "n"})
@@ -341,9 +347,7 @@ class PublicRecommendationsApi(ApiView):
         return ok("Popular items fetched successfully", result)
 
 
-class HealthApi(ApiView):
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
+class HealthApi(AnonymousApiView):
 
     @extend_schema(responses={200: shapes.envelope_serializer("HealthEnvelope", shapes.inline_serializer(
         name="Health", fields={
