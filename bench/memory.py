@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             for state, ws in (("idle", idle), ("all models", loaded), ("+ answer cache full", cached))
             for i, w in enumerate(ws)]
     print(table(["process", "RSS MB", "USS MB", "PSS MB"], rows))
-    print(f"target: RSS <= {TARGET_RSS_MB:g} MB with every model loaded (and answer caches full): {'met' if worst <= TARGET_RSS_MB else 'MISSED'} "
+    print(f"target: RSS <= {TARGET_RSS_MB:g} MB with every model loaded (and answer caches full): "
+          f"{'met' if worst <= TARGET_RSS_MB else 'MISSED'} "
           f"({worst} MB)")
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0

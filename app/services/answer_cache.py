@@ -37,7 +37,8 @@ class JsonFragment:
 
 
 class AnswerCache:
-    """LRU of answers (bytes, or anything with a len() in bytes) keyed by (model key, model version, *rest), at most `max_bytes` of values in all."""
+    """LRU of answers (bytes, or anything whose len() is its size in bytes) keyed by (model key, model version,
+    *rest), at most `max_bytes` of values in all."""
 
     def __init__(self, max_bytes: int) -> None:
         if max_bytes < 0:

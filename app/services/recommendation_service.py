@@ -110,42 +110,23 @@ def recommendations_versioned_for_user(*, username: str, content_type: str, n: i
     return _popular_from_graph(ct, n, exclude), None
 
 
-def _in_memory_target(username: str, content_type: str) -> tuple[ContentType, TrainedModel, str] | None:
-    """The type, loaded model and user uid when an answer needs no I/O at all (see below), else None."""
+_ANSWERS = AnswerCache(int(settings.MUSICBUD_ANSWER_CACHE_MB * 1024 * 1024))
+
+
+def recommendations_json_in_memory_for_user(*, username: str, content_type: str, n: int
+                                            ) -> tuple[JsonFragment, str | None] | None:
+    """recommendations_versioned_for_user, as JSON (a JsonFragment: the API's renderer embeds it as it is), when
+    it needs no I/O at all: the type's model and the user directory are loaded, no check for newer versions is
+    due, and the model knows the user. The answer is then a function of the model version, the user and n
+    alone, so it comes from this worker's answer cache, or from a fraction of a millisecond of numpy (and is
+    kept there): the API runs it on the event loop. None means "call recommendations_versioned_for_user in a
+    thread" (it may read files or ask Neo4j)."""
     ct = content_type_get(key=content_type)
     users = registry.users_loaded()
     uid = users.get(username) if users is not None else None
     model = registry.loaded(ct.model_key) if uid is not None else None
     if model is None or uid not in model.user_map:
         return None
-    return ct, model, uid
-
-
-def recommendations_in_memory_for_user(*, username: str, content_type: str, n: int
-                                       ) -> tuple[list[dict], str | None] | None:
-    """recommendations_versioned_for_user when it needs no I/O at all: the type's model and the user directory
-    are loaded, no check for newer versions is due, and the model knows the user. That is a fraction of a
-    millisecond of numpy, so the API runs it on the event loop; None means "call
-    recommendations_versioned_for_user in a thread" (it may read files or ask Neo4j)."""
-    target = _in_memory_target(username, content_type)
-    if target is None:
-        return None
-    ct, model, uid = target
-    return _ranked_out(model, ct, model.recommend(uid, n=n), uid, True), model.manifest.get("version")
-
-
-_ANSWERS = AnswerCache(int(settings.MUSICBUD_ANSWER_CACHE_MB * 1024 * 1024))
-
-
-def recommendations_json_in_memory_for_user(*, username: str, content_type: str, n: int
-                                            ) -> tuple[JsonFragment, str | None] | None:
-    """recommendations_in_memory_for_user as JSON (a JsonFragment: the API's renderer embeds it as it is),
-    kept in this worker's answer cache: the same user, type and n get the same bytes until the model's
-    version changes, without scoring again (the answer is a function of those alone on this path)."""
-    target = _in_memory_target(username, content_type)
-    if target is None:
-        return None
-    ct, model, uid = target
     version = model.manifest.get("version")
     return _ANSWERS.get_or_make(ct.model_key, version, uid, n, make=lambda: _json(
         _ranked_out(model, ct, model.recommend(uid, n=n), uid, True))), version

@@ -117,16 +117,21 @@ def test_similar_items_of_an_unknown_id_is_a_404(two_tribes):
 
 
 def test_the_in_memory_answer_is_the_one_a_worker_thread_gives(two_tribes):
+    import orjson
+
     from app.services.recommendation_service import (
-        recommendations_in_memory_for_user,
+        answer_cache,
+        recommendations_json_in_memory_for_user,
         recommendations_versioned_for_user,
     )
 
+    answer_cache().clear()  # computed here, not an answer kept by another test
     for user in ("user_a0", "user_b3"):
         registry.get("movie")
         registry.users()  # both just looked at: no check due
-        fast = recommendations_in_memory_for_user(username=user, content_type="movies", n=5)
-        assert fast is not None and len(fast[0]) == 5
+        fast = recommendations_json_in_memory_for_user(username=user, content_type="movies", n=5)
+        assert fast is not None and len(orjson.loads(fast[0].text)) == 5
+        fast = (orjson.loads(fast[0].text), fast[1])
         assert fast == recommendations_versioned_for_user(username=user, content_type="movies", n=5)
 
 
@@ -138,7 +143,7 @@ def test_the_cached_json_answer_is_the_in_memory_answer_and_is_computed_once(two
     registry.get("movie")
     registry.users()
     service.answer_cache().clear()
-    expected, version = service.recommendations_in_memory_for_user(username="user_a0", content_type="movies", n=5)
+    expected, version = service.recommendations_versioned_for_user(username="user_a0", content_type="movies", n=5)
     first = service.recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5)
     assert first is not None and first[1] == version
     assert orjson.loads(first[0].text) == expected
@@ -190,14 +195,14 @@ def test_cached_buds_are_the_buds_and_a_user_without_them_gets_an_empty_list(two
 
 
 def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_file(two_tribes, settings):
-    from app.services.recommendation_service import recommendations_in_memory_for_user
+    from app.services.recommendation_service import recommendations_json_in_memory_for_user
 
     registry.get("movie")
     registry.users()
-    assert recommendations_in_memory_for_user(username="user_crossover", content_type="movies", n=5) is None
-    assert recommendations_in_memory_for_user(username="nobody", content_type="movies", n=5) is None
+    assert recommendations_json_in_memory_for_user(username="user_crossover", content_type="movies", n=5) is None
+    assert recommendations_json_in_memory_for_user(username="nobody", content_type="movies", n=5) is None
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0  # a check for a newer version is always due
-    assert recommendations_in_memory_for_user(username="user_a0", content_type="movies", n=5) is None
+    assert recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5) is None
 
 
 def test_preloading_loads_every_saved_model_before_any_request(two_tribes):
