@@ -8,7 +8,10 @@ Layout of MODEL_DIR (mode 0700), for a content type ``ct`` such as ``movie``::
         {ct}_user_map.pkl        external user id (str) -> row
         {ct}_item_map.pkl        external item id (str) -> column
         {ct}_matrix.pkl          the training interactions (users x items csr)
-        {ct}_items.pkl           item id -> details dict
+        {ct}_items.pkl           item id -> details (ai/item_details.py's ItemDetails)
+
+The manifest names the model's kind (ai/trained_model.py's TrainedModel, or ai/taste.py's TasteModel) and
+the format of the files; another format is refused with a message to retrain.
 
 Saving writes the files into a temporary directory, fsyncs them, renames the directory into place and
 only then replaces the manifest (temp file, fsync, ``os.replace``), so a crash at any point leaves the
@@ -35,10 +38,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,11 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
-from ai.recommendation_engine import (
-    FallbackChain,
-    PopularityRecommender,
-    RecommenderBase,
-    UnknownItemError,
-    UnknownUserError,
-)
+from ai.item_details import ItemDetails
+from ai.popularity import PopularityRecommender
+from ai.recommender_base import RecommenderBase
+from ai.taste import TasteModel
+from ai.trained_model import TrainedModel
 
 try:
     import fcntl
@@ -62,17 +61,21 @@ except ImportError:  # pragma: no cover - not POSIX: saves are still atomic, onl
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ItemDetails",
+    "MANIFEST_FORMAT",
     "ModelIntegrityError",
     "ModelNotFoundError",
-    "TrainedModel",
     "current_version",
     "load_model",
+    "model_saved",
     "read_manifest",
     "save_model",
+    "verified_files",
 ]
 
-MANIFEST_FORMAT = 1
+# 2: the engines' fitted state is ai/recommender_base.py's FactorState, and the manifest names the model's kind.
+# A manifest of another format was written by another version of the service: it is refused (retrain).
+MANIFEST_FORMAT = 2
+KINDS: dict[str, type[TrainedModel]] = {cls.kind: cls for cls in (TrainedModel, TasteModel)}
 PARTS = ("model", "user_map", "item_map", "matrix", "items")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9_]{1,64}$")
 _VERSION = r"\d{8}T\d{12}Z-[0-9a-f]{6}"
@@ -86,158 +89,6 @@ class ModelNotFoundError(FileNotFoundError):
 
 class ModelIntegrityError(RuntimeError):
     """A model file is missing, truncated, corrupt or was modified (or the HMAC key is wrong)."""
-
-
-class ItemDetails(Mapping):
-    """Item id -> details (a dict), held compactly: one tuple per item, its field names (a tuple shared by every
-    item with the same fields) then its values, strings interned (one object for an id, a title or a genre
-    however many models name it). A dict per item costs about twice as much. Reading an item gives a new
-    dict; value() reads one field without making it. Pickled in this form: loading makes no dict per item."""
-
-    __slots__ = ("_rows",)
-
-    def __init__(self, items: Mapping[str, Mapping[str, Any]] = ()) -> None:
-        self._rows: dict[str, tuple] = {}
-        shapes: dict[tuple, tuple] = {}
-        for key, details in dict(items).items():
-            self._add(key, tuple(details), tuple(details.values()), shapes)
-
-    def _add(self, key: str, names: tuple, values: tuple, shapes: dict[tuple, tuple]) -> None:
-        intern = sys.intern
-        names = shapes.setdefault(names, tuple(map(intern, names)))
-        self._rows[intern(key) if type(key) is str else key] = (names, *(
-            intern(v) if type(v) is str else [intern(x) if type(x) is str else x for x in v] if type(v) is list
-            else v for v in values))
-
-    def __getitem__(self, key: str) -> dict[str, Any]:
-        row = self._rows[key]
-        return dict(zip(row[0], row[1:]))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._rows
-
-    def value(self, key: str, name: str, default: Any = None) -> Any:
-        """items[key][name], or `default` when the item or the field is missing."""
-        row = self._rows.get(key)
-        if row is None:
-            return default
-        try:
-            return row[row[0].index(name) + 1]
-        except ValueError:
-            return default
-
-    def __reduce__(self):
-        return (_item_details_from_rows, (self._rows,))
-
-
-def _item_details_from_rows(rows: dict[str, tuple]) -> ItemDetails:
-    """An unpickled ItemDetails, its strings interned again (so one title is one object across models)."""
-    out, shapes = ItemDetails(), {}
-    for key, row in rows.items():
-        out._add(key, row[0], row[1:], shapes)
-    return out
-
-
-@dataclass(eq=False)  # compared by identity: fields hold matrices
-class TrainedModel:
-    """One content type's trained model with everything serving needs (no DB round trip)."""
-
-    content_type: str
-    model: RecommenderBase
-    popularity: PopularityRecommender
-    user_map: dict[str, int] = field(repr=False)
-    item_map: dict[str, int] = field(repr=False)
-    matrix: sp.csr_matrix = field(repr=False)
-    items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
-    manifest: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.matrix = sp.csr_matrix(self.matrix)
-        if not isinstance(self.items, ItemDetails):
-            self.items = ItemDetails(self.items)
-        if self.matrix.shape != (len(self.user_map), len(self.item_map)):
-            raise ValueError(
-                f"matrix {self.matrix.shape} must be (len(user_map), len(item_map)) = "
-                f"({len(self.user_map)}, {len(self.item_map)}): build the maps and the matrix together"
-            )
-        for engine in (self.model, self.popularity):
-            if engine.is_fitted and engine.n_items != self.matrix.shape[1]:
-                raise ValueError(f"{engine.name} was fitted on {engine.n_items} items, the matrix has "
-                                 f"{self.matrix.shape[1]}: fit it on this matrix")
-        for engine in (self.popularity, self.model):  # one copy of the matrix where an engine was fitted on it
-            engine.share_matrix(self.matrix)
-
-    @cached_property
-    def item_ids(self) -> np.ndarray:
-        """External item ids by column (object array)."""
-        ids = np.empty(len(self.item_map), dtype=object)
-        ids[list(self.item_map.values())] = list(self.item_map.keys())
-        return ids
-
-    @cached_property
-    def _chain(self) -> FallbackChain:
-        same = self.model is self.popularity or isinstance(self.model, PopularityRecommender)
-        return FallbackChain([self.popularity] if same else [self.model, self.popularity])
-
-    def recommend(self, user_key: str | None, n: int = 10, exclude: set[str] | None = None
-                  ) -> list[tuple[str, float, str]]:
-        """[(item id, score, source)], best first: the model for a known user, topped up (or replaced,
-        for an unknown or None user) by popular items. Never an item of the user's row or of `exclude`."""
-        row = self.user_map.get(str(user_key)) if user_key is not None else None
-        excluded = np.asarray([self.item_map[key] for key in map(str, exclude or ()) if key in self.item_map],
-                              dtype=np.int64)
-        if row is not None:  # the user's whole row (the engines' fit matrix lacks the held-out part)
-            excluded = np.concatenate([self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]],
-                                       excluded])
-        results = self._chain.recommend(row, None, n=n, filter_items=excluded)
-        return [(self.item_ids[item], score, source) for item, score, source in results]
-
-    def similar_items(self, item_key: str, n: int = 10) -> list[tuple[str, float]]:
-        """[(item id, cosine)] most similar first; UnknownItemError for an id the model has not seen."""
-        column = self.item_map.get(str(item_key))
-        if column is None:
-            raise UnknownItemError(item_key)
-        ids, scores = self.model.similar_items(column, n=n)
-        return [(self.item_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
-
-    def similar_users(self, user_key: str, n: int = 10) -> list[tuple[str, float]]:
-        """[(user id, similarity in [0, 1])]; [] when the model has no user factors (popularity)."""
-        row = self.user_map.get(str(user_key))
-        if row is None:
-            raise UnknownUserError(user_key)
-        if not hasattr(self.model, "similar_users"):
-            return []
-        ids, scores = self.model.similar_users(row, n=n)
-        user_ids = self._user_ids
-        return [(user_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
-
-    @cached_property
-    def _user_ids(self) -> np.ndarray:
-        ids = np.empty(len(self.user_map), dtype=object)
-        ids[list(self.user_map.values())] = list(self.user_map.keys())
-        return ids
-
-    def explain(self, user_key: str, item_key: str, k: int = 3) -> list[str]:
-        """Ids of up to k items of the user's history most like `item_key`; [] when it cannot be said."""
-        return self.explain_many(user_key, [item_key], k=k)[0]
-
-    def explain_many(self, user_key: str, item_keys: list[str], k: int = 3) -> list[list[str]]:
-        """explain() for each of several items of one user, computed together (one page of recommendations)."""
-        row = self.user_map.get(str(user_key))
-        columns = [self.item_map.get(str(key)) for key in item_keys]
-        known = [column for column in columns if column is not None]
-        if row is None or not known or not hasattr(self.model, "explain_many"):
-            return [[] for _ in columns]
-        history = self.matrix.indices[self.matrix.indptr[row]:self.matrix.indptr[row + 1]]
-        reasons = iter(self.model.explain_many(row, known, history, k=k))
-        return [[self.item_ids[item] for item, _ in next(reasons)] if column is not None else []
-                for column in columns]
 
 
 # --- paths and keys ----------------------------------------------------------------------------------
@@ -380,6 +231,7 @@ def save_model(model_dir: str | os.PathLike, trained: TrainedModel, *, hmac_key:
             **given,
             "format": MANIFEST_FORMAT,
             "content_type": ct,
+            "kind": trained.kind,
             "version": version,
             "directory": final_dir.name,
             "trained_at": (trained.manifest or {}).get("trained_at")
@@ -443,6 +295,28 @@ def current_version(model_dir: str | os.PathLike, content_type: str) -> str | No
     return None if manifest is None else manifest.get("version")
 
 
+def verified_files(model_dir: str | os.PathLike, content_type: str, *, hmac_key: bytes) -> dict[str, bytes]:
+    """The current version's files as bytes, each verified against the manifest's HMAC ({part: bytes}), not
+    unpickled; ModelNotFoundError / ModelIntegrityError as load_model."""
+    key = _check_key(hmac_key)
+    ct = _check_content_type(content_type)
+    manifest = read_manifest(model_dir, ct)
+    if manifest is None:
+        raise ModelNotFoundError(f"no {ct!r} model in {Path(model_dir)}: train one first "
+                                 "(python manage.py train_models)")
+    return _verified_files(Path(model_dir), ct, manifest, key)
+
+
+def model_saved(model_dir: str | os.PathLike, content_type: str) -> bool:
+    """Whether a model of that type is saved in this service's format (a model of another version's format is
+    as good as none: it will not be loaded). Reads only the manifest, verifies nothing."""
+    try:
+        manifest = read_manifest(model_dir, content_type)
+    except ModelIntegrityError:
+        return False
+    return manifest is not None and manifest.get("format") == MANIFEST_FORMAT and manifest.get("kind") in KINDS
+
+
 def load_model(model_dir: str | os.PathLike, content_type: str, *, hmac_key: bytes) -> TrainedModel:
     """The current version, every file's HMAC verified before anything is unpickled.
 
@@ -474,6 +348,10 @@ def _verified_files(directory: Path, ct: str, manifest: dict, key: bytes) -> dic
             f"{manifest_path}: signature does not match: the HMAC key (MUSICBUD_MODEL_HMAC_KEY) differs from "
             f"the one that saved it, or the manifest was modified; {_RETRAIN}"
         )
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("kind") not in KINDS:
+        raise ModelIntegrityError(
+            f"{manifest_path}: format {manifest.get('format')!r} (kind {manifest.get('kind')!r}) was written by "
+            f"another version of the service, which this one ({MANIFEST_FORMAT}) does not read; {_RETRAIN}")
     version = manifest.get("version", "")
     if manifest.get("content_type") != ct or manifest.get("directory") != f"{ct}-{version}":
         raise ModelIntegrityError(f"{manifest_path}: names another content type or directory; {_RETRAIN}")
@@ -506,14 +384,14 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
     if not (isinstance(engines, dict) and isinstance(engines.get("model"), RecommenderBase)
             and isinstance(engines.get("popularity"), PopularityRecommender)):
         raise ModelIntegrityError(f"{_file_name(ct, 'model')}: does not hold {{model, popularity}} recommenders")
-    return TrainedModel(
+    return KINDS[manifest["kind"]](
         content_type=ct,
         model=engines["model"],
         popularity=engines["popularity"],
         user_map={sys.intern(uid): row for uid, row in objs["user_map"].items()},  # one copy of a uid per process
         item_map={sys.intern(key): column for key, column in objs["item_map"].items()},
         matrix=objs["matrix"],
-        items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),  # old files
+        items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),
         manifest=manifest,
     )
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.errors import UnknownContentTypeError
+
 
 @dataclass(frozen=True)
 class ContentType:
@@ -108,6 +110,15 @@ ALL_KEYS: tuple[str, ...] = tuple(ct.key for ct in CONTENT_TYPES) + (BUDS_KEY,)
 USER_LABEL = "ParentUser"
 USER_KEY = "uid"
 ACCOUNT_LABELS: dict[str, str] = {ct.account_label: ct.account_rel for ct in CONTENT_TYPES}
+
+
+def content_type_get(*, key: str) -> ContentType:
+    """The row for an API or model key; UnknownContentTypeError (404 in the envelope) names the supported ones."""
+    ct = BY_KEY.get(key) or BY_MODEL_KEY.get(key)
+    if ct is None:
+        supported = ", ".join([ct.key for ct in CONTENT_TYPES] + [BUDS_KEY])
+        raise UnknownContentTypeError(f"Unknown content type '{key}'. Supported types: {supported}.")
+    return ct
 
 
 def content_type(key: str) -> ContentType:

@@ -25,6 +25,9 @@ _driver: Driver | None = None
 # (plus up to half again, at random); then it gives up. Once Neo4j is found unreachable, queries fail at once for
 # DOWN_SECONDS without trying, so a request never queues behind a dead server.
 RETRY_DELAYS = (0.05, 0.2)
+# What the driver raises when the graph cannot answer: callers that fall back (serve from memory, say "down")
+# catch these, and let anything else (a bug) surface.
+GRAPH_ERRORS = (DriverError, Neo4jError, OSError)
 DOWN_SECONDS = 1.0
 _down_until = 0.0
 
@@ -102,6 +105,6 @@ def is_reachable() -> bool:
     try:
         driver().verify_connectivity()
         return True
-    except Exception as exc:  # any driver or socket error means "not reachable" for health purposes
+    except GRAPH_ERRORS as exc:
         logger.warning("Neo4j at %s is not reachable: %s", settings.NEO4J_BOLT_URL, exc)
         return False

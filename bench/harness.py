@@ -289,8 +289,9 @@ class BenchStack:
         return {"seconds": seconds, "peak_rss_mb": peak_mb, "output": out, "manifests": manifests}
 
     def models_ensure(self, retrain: bool = False) -> None:
-        have = {p.name.removesuffix("_manifest.json") for p in self.models_dir.glob("*_manifest.json")}
-        if retrain or not set(MODEL_KEYS) <= have:
+        from ai.model_store import model_saved
+
+        if retrain or not all(model_saved(self.models_dir, key) for key in MODEL_KEYS):
             self.log("training the models (manage.py train_models)")
             info = self.train()
             self.log(f"trained in {info['seconds']:.0f}s (peak RSS {info['peak_rss_mb']:.0f} MB)")

@@ -7,7 +7,7 @@ django.setup(set_prefix=False)  # what get_asgi_application() does, then Django'
 
 from django.conf import settings  # noqa: E402
 
-from musicbud.asgi_lean import LeanASGIHandler  # noqa: E402
+from musicbud.lean import LeanASGIHandler  # noqa: E402
 
 application = LeanASGIHandler()
 

@@ -35,9 +35,9 @@ INSTALLED_APPS = [
     "app",
 ]
 
-MIDDLEWARE = [  # Django's Security/CommonMiddleware, with their hooks run on the event loop (musicbud/asgi_lean.py)
-    "musicbud.asgi_lean.SecurityMiddleware",
-    "musicbud.asgi_lean.CommonMiddleware",
+MIDDLEWARE = [  # Django's Security/CommonMiddleware, with their hooks run on the event loop (musicbud.lean.py)
+    "musicbud.lean.SecurityMiddleware",
+    "musicbud.lean.CommonMiddleware",
 ]
 
 ROOT_URLCONF = "musicbud.urls"

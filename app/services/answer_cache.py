@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable, Hashable
 
 import orjson
@@ -34,6 +35,15 @@ class JsonFragment:
 
     def __len__(self) -> int:
         return len(self.text)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A service's answer: its JSON, and the version of the model that ranked every item of it (None when no
+    model is trained; the API sends it as X-Model-Version)."""
+
+    json: JsonFragment
+    model_version: str | None
 
 
 class AnswerCache:

@@ -7,6 +7,7 @@ WARNING and the type falls back to popularity (or keeps the version it already s
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import json
@@ -20,11 +21,13 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ai.model_store import ModelIntegrityError, ModelNotFoundError, TrainedModel, current_version, load_model
+from ai.model_store import ModelIntegrityError, ModelNotFoundError, current_version, load_model
+from ai.trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
 
 USER_DIRECTORY_FILE = "user_directory.json"
+TASTE_KEY = "taste"  # the joint taste model's key, beside each content type's model key
 
 
 def hmac_key() -> bytes:
@@ -37,12 +40,13 @@ class ModelRegistry:
         self._models: dict[str, TrainedModel] = {}
         self._versions: dict[str, str | None] = {}
         self._checked: dict[str, float] = {}
-        self._claimed: dict[str, float] = {}  # when loaded() last sent a caller to check (see _claim)
+        self._claimed: dict[str, float] = {}  # when aget() last sent a caller to check (see _claim)
         self._refused: dict[str, str] = {}
         self._settled: set[str] = set()  # model keys whose first look at the disk has finished
         self._users: dict[str, str] = {}
         self._users_mtime: float | None = None
         self._users_checked = 0.0
+        self._users_settled = False  # a first users() has finished (the file read, or found missing)
         self._lock = threading.Lock()
 
     @property
@@ -65,13 +69,14 @@ class ModelRegistry:
                 self._settled.add(model_key)
         return self._models.get(model_key)
 
-    def loaded(self, model_key: str) -> TrainedModel | None:
-        """The served model without touching a file: None when none is loaded yet, and for the first caller
-        after a check for a newer version fell due (that caller calls get() off the event loop, which
-        checks; the others go on with what is loaded meanwhile)."""
-        if self._claim(model_key, self._checked.get(model_key, -1e9)):
-            return None
-        return self._models.get(model_key)
+    async def aget(self, model_key: str) -> TrainedModel | None:
+        """get() for the event loop, which decides whether a thread is needed: while no check for a newer
+        version is due, the loaded model at once (no file touched); when one is due, the first caller checks
+        (and perhaps loads) in a worker thread while the others go on with what is loaded; until a first look
+        has finished, every caller waits for it in a thread."""
+        if model_key in self._settled and not self._claim(model_key, self._checked.get(model_key, -1e9)):
+            return self._models.get(model_key)
+        return await asyncio.to_thread(self.get, model_key)
 
     def _claim(self, key: str, checked: float) -> bool:
         """True once per due check: for the first caller after `checked` is MUSICBUD_MODEL_RELOAD_SECONDS old."""
@@ -99,6 +104,7 @@ class ModelRegistry:
                 logger.warning("Refused %s model version %s: %s; %s", model_key, version, exc,
                                "keeping the served version" if model_key in self._models else "falling back to popularity")
                 return
+            model.warm()
             self._models[model_key] = model
             self._versions[model_key] = version
             # A model is ~10^5 long-lived objects (item details): keep the garbage collector's full passes
@@ -110,6 +116,7 @@ class ModelRegistry:
 
     def put(self, model_key: str, model: TrainedModel) -> None:
         """Serve a model this process just trained (and saved) without reading it back."""
+        model.warm()
         with self._lock:
             self._models[model_key] = model
             self._versions[model_key] = model.manifest.get("version")
@@ -131,6 +138,7 @@ class ModelRegistry:
             try:
                 mtime = path.stat().st_mtime
             except FileNotFoundError:
+                self._users_settled = True
                 return self._users
             if mtime != self._users_mtime:
                 try:
@@ -138,14 +146,15 @@ class ModelRegistry:
                     self._users_mtime = mtime
                 except (OSError, ValueError) as exc:
                     logger.warning("User directory %s unreadable: %s", path, exc)
+            self._users_settled = True
         return self._users
 
-    def users_loaded(self) -> dict[str, str] | None:
-        """users() without touching a file: None for the first caller after a check for a newer directory fell
-        due (it calls users() off the event loop)."""
-        if self._claim("\0users", self._users_checked):
-            return None
-        return self._users
+    async def users_aget(self) -> dict[str, str]:
+        """users() for the event loop: the directory at once while no check is due; the first caller after one
+        fell due (or before the first read) reads the file in a worker thread."""
+        if self._users_settled and not self._claim("\0users", self._users_checked):
+            return self._users
+        return await asyncio.to_thread(self.users)
 
     def remember_user(self, username: str, uid: str) -> None:
         self._users = {**self._users, username: uid}

@@ -8,6 +8,7 @@ keeps factors rather than LightFM objects. Mounted only when MUSICBUD_BENCH_BASE
 """
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -16,20 +17,22 @@ import numpy as np
 from django.conf import settings
 
 from ai import model_store
+from ai.recommender_base import FactorModelBase
 from app.errors import ServiceUnavailableError
 from app.services import recommendation_data_service as data
+from app.content_types import content_type_get
 from app.services.model_registry import hmac_key
-from app.services.recommendation_service import content_type_get, user_uid_get
+from app.services.user_directory import user_uid_get
 
 _SEED_PARTS = ("model", "user_map", "item_map", "matrix")  # the seed's four files
 
 
 def _load_verified(model_key: str) -> dict:
     directory = Path(settings.MUSICBUD_MODEL_DIR)
-    manifest = model_store.read_manifest(directory, model_key)
-    if manifest is None:
-        raise ServiceUnavailableError(f"No {model_key} model is trained yet.")
-    blobs = model_store._verified_files(directory, model_key, manifest, model_store._check_key(hmac_key()))
+    try:
+        blobs = model_store.verified_files(directory, model_key, hmac_key=hmac_key())
+    except model_store.ModelNotFoundError:
+        raise ServiceUnavailableError(f"No {model_key} model is trained yet.") from None
     return {part: joblib.load(io.BytesIO(blobs[part])) for part in _SEED_PARTS}
 
 
@@ -47,13 +50,18 @@ def _lightfm_from_factors(recommender):
     return lfm
 
 
-def recommendations_seed_design(*, username: str, content_type: str, n: int) -> list[dict]:
-    """The n best items as the seed computed them: everything loaded and scored again for every request."""
+async def recommendations_seed_design(*, username: str, content_type: str, n: int) -> list[dict]:
+    """The n best items as the seed computed them: everything loaded and scored again for every request (in a
+    worker thread, as the seed's synchronous view did)."""
+    return await asyncio.to_thread(_seed_design, username, content_type, n)
+
+
+def _seed_design(username: str, content_type: str, n: int) -> list[dict]:
     ct = content_type_get(key=content_type)
     uid = user_uid_get(username=username)
     files = _load_verified(ct.model_key)
     row = files["user_map"].get(uid) if uid is not None else None
-    if row is None or not hasattr(files["model"]["model"], "user_factors"):
+    if row is None or not isinstance(files["model"]["model"], FactorModelBase):
         raise ServiceUnavailableError("The seed's design only served users the model knows.")
     lfm = _lightfm_from_factors(files["model"]["model"])
     n_items = len(files["item_map"])

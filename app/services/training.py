@@ -1,21 +1,33 @@
-"""Training one content type: extract from the graph, hold out a slice to measure, fit, cache item details,
-save atomically. Only the recommendation service calls this (under its training lock)."""
+"""Training: one run at a time (a lock shared by every process using the model directory), each content type
+extracted from the graph, measured on a held-out slice, fitted, its item details cached and saved atomically,
+then the joint taste model over every type. `models_train` is the run; the API, the management command and
+test_recommendations.py start it through the recommendation service's façade."""
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
+import os
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
 from ai import evaluation
-from ai.model_store import TrainedModel, save_model
-from ai.recommendation_engine import SERVICE_DEFAULTS, PopularityRecommender, make_recommender
-from app.content_types import ContentType
+from ai.model_store import save_model
+from ai.popularity import PopularityRecommender
+from ai.recommendation_engine import SERVICE_DEFAULTS, make_recommender
+from ai.taste import TasteModel, TastePart, joint_interactions
+from ai.trained_model import TrainedModel
+from app.content_types import BY_MODEL_KEY, CONTENT_TYPES, ContentType, content_type_get
+from app.errors import ServiceUnavailableError, TrainingInProgressError
+from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
-from app.services.model_registry import hmac_key, user_directory_save
+from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
 
 logger = logging.getLogger(__name__)
 
@@ -138,53 +150,21 @@ def users_directory_refresh() -> int:
     return len(directory)
 
 
-TASTE_KEY = "taste"
-
-
-def taste_key(ct: ContentType, item_id: str) -> str:
-    """An item's column name in the joint taste model: "<model key>:<item id>" (e.g. "movie:tt0114709")."""
-    return f"{ct.model_key}:{item_id}"
-
-
-def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool = False,
-                      epochs: int | None = None) -> TrainedModel | None:
-    """One LightFM model over every item type at once, from the per-type models' matrices.
-
-    Its user representations describe a user's taste across domains: they rank buds (similar users), and
-    they recommend items of a type the user has no history in from their history in the others
-    (cross-domain). Columns are "<type>:<id>"; rows are ParentUser uids."""
-    from app.content_types import BY_MODEL_KEY
-
-    parts = [(BY_MODEL_KEY[key], model) for key, model in trained.items() if model is not None]
+def taste_model_train(*, trained: dict[str, TrainedModel | None], show_progress: bool = False,
+                      epochs: int | None = None) -> TasteModel | None:
+    """One factor model over every item type at once, from the per-type models' matrices (ai/taste.py): buds
+    and cross-domain recommendations come from it. Columns are "<type>:<id>"; rows are ParentUser uids."""
+    parts = [TastePart(prefix=key, type_key=BY_MODEL_KEY[key].key, title_property=BY_MODEL_KEY[key].title_property,
+                       model=model) for key, model in trained.items() if model is not None]
     if not parts:
         return None
-    users: dict[str, int] = {}
-    for _, model in parts:
-        for uid in model.user_map:
-            users.setdefault(uid, len(users))
-    blocks, item_map, items = [], {}, {}
-    for ct, model in parts:
-        rows = np.empty(len(model.user_map), dtype=np.int64)
-        for uid, row in model.user_map.items():
-            rows[row] = users[uid]
-        coo = model.matrix.tocoo()
-        offset = len(item_map)
-        blocks.append((rows[coo.row], coo.col + offset, coo.data))
-        for item_id, col in sorted(model.item_map.items(), key=lambda kv: kv[1]):
-            key = taste_key(ct, item_id)
-            item_map[key] = offset + col
-            details = model.items.get(item_id) or {}
-            items[key] = {"id": item_id, "type": ct.key, "title": details.get(ct.title_property)}
-    r = np.concatenate([b[0] for b in blocks])
-    c = np.concatenate([b[1] for b in blocks])
-    w = np.concatenate([b[2] for b in blocks]).astype(np.float32)
-    matrix = sp.csr_matrix((w, (r, c)), shape=(len(users), len(item_map)))
+    matrix, users, item_map, items = joint_interactions(parts)
     params = lightfm_parameters(epochs=epochs)
     t0 = time.perf_counter()
     model = make_recommender(**params)
     model.fit(matrix, show_progress=show_progress)
     fit_seconds = round(time.perf_counter() - t0, 3)
-    taste = TrainedModel(
+    taste = TasteModel(
         content_type=TASTE_KEY, model=model, popularity=PopularityRecommender().fit(matrix),
         user_map=users, item_map=item_map, matrix=matrix, items=items,
         manifest={
@@ -199,3 +179,88 @@ def taste_model_train(*, trained: dict[str, TrainedModel], show_progress: bool =
     logger.info("Trained the joint taste model (%d users, %d items, %d interactions) in %.1fs",
                 len(users), len(item_map), matrix.nnz, fit_seconds)
     return taste
+
+
+# --- the run ------------------------------------------------------------------------------------------------
+
+def training_lock_path(model_dir: Path | None = None) -> Path:
+    return Path(model_dir or settings.MUSICBUD_MODEL_DIR) / ".training.lock"
+
+
+@contextmanager
+def training_lock():
+    """One training at a time across every process sharing the model directory; 409 for the second."""
+    path = training_lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingInProgressError() from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def training_running(*, model_dir: Path | None = None) -> bool:
+    """Whether some process holds the training lock of `model_dir` (default: the configured one) right now."""
+    try:
+        fd = os.open(training_lock_path(model_dir), os.O_RDWR)
+    except FileNotFoundError:
+        return False  # no training ever started there
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def models_train(*, content_types: list[str] | None = None, show_progress: bool = False) -> dict[str, bool]:
+    """Train every content type (or the given ones), then the taste model; {model_key: trained}. One failing
+    type does not stop the others; each failure is logged with its reason. Raises TrainingInProgressError when
+    one is running, ServiceUnavailableError when the graph cannot be read at all."""
+    rows = [content_type_get(key=k) for k in content_types] if content_types else list(CONTENT_TYPES)
+    results: dict[str, bool] = {}
+    with training_lock():
+        started = time.perf_counter()
+        try:
+            users_directory_refresh()
+            counts = {ct.model_key: data.interactions_count(content_type=ct) for ct in CONTENT_TYPES}
+        except GRAPH_ERRORS as exc:
+            logger.error("Could not refresh the user directory: %s", exc)
+            raise ServiceUnavailableError(f"The graph database is unreachable, so nothing can be trained: {exc}") from exc
+        epochs = epochs_for_run(interactions=counts, retrained=[ct.model_key for ct in rows])
+        logger.info("Training with %d epochs (%d interactions in the graph, LIGHTFM_EPOCH_BUDGET %d)", epochs,
+                    sum(counts.values()), settings.LIGHTFM_EPOCH_BUDGET)
+        for ct in rows:
+            try:
+                trained = model_train(content_type=ct, show_progress=show_progress, epochs=epochs)
+            except Exception as exc:  # a training that fails for any reason leaves the served model; logged
+                logger.error("Training the %s model failed: %s", ct.model_key, exc, exc_info=True)
+                results[ct.model_key] = False
+                continue
+            if trained is None:
+                results[ct.model_key] = False
+                continue
+            registry.put(ct.model_key, trained)
+            results[ct.model_key] = True
+        try:
+            served = {ct.model_key: registry.get(ct.model_key) for ct in CONTENT_TYPES}
+            taste = taste_model_train(trained=served, show_progress=show_progress, epochs=epochs)
+            if taste is not None:
+                registry.put(TASTE_KEY, taste)
+            results[TASTE_KEY] = taste is not None
+        except Exception as exc:  # as above: the served taste model stays
+            logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
+            results[TASTE_KEY] = False
+        logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
+    return results
+
+
+async def training_run(*, content_types: list[str] | None = None) -> dict[str, bool]:
+    """models_train in a worker thread, for a caller on the event loop that waits for it."""
+    return await asyncio.to_thread(models_train, content_types=content_types)

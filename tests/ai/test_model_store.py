@@ -16,13 +16,13 @@ from ai import model_store
 from ai.model_store import (
     ModelIntegrityError,
     ModelNotFoundError,
-    TrainedModel,
     current_version,
     load_model,
     read_manifest,
     save_model,
 )
-from ai.recommendation_engine import LightFMRecommender, PopularityRecommender, UnknownItemError
+from ai.recommendation_engine import LightFMRecommender, PopularityRecommender
+from ai.trained_model import TrainedModel
 
 KEY = b"test-hmac-key-0123456789"
 CT = "movie"
@@ -261,60 +261,6 @@ class TestIntegrity:
             save_model(model_dir, trained, hmac_key=b"")
 
 
-class TestServing:
-    def test_a_known_user_gets_lightfm_items_never_ones_they_have(self, trained):
-        results = trained.recommend("u0", n=5)
-        assert len(results) == 5 and results[0][2] == "lightfm"
-        assert not {item for item, _, _ in results} & {"tt0000000", "tt0000001", "tt0000002"}
-        assert all(isinstance(item, str) and isinstance(score, float) for item, score, _ in results)
-
-    def test_an_unknown_or_anonymous_user_gets_popular_items(self, trained):
-        for user in ("stranger", None):
-            results = trained.recommend(user, n=3)
-            assert [source for _, _, source in results] == ["popularity"] * 3
-            assert results[0][0] == "tt0000000"
-
-    def test_excluded_ids_are_never_recommended(self, trained):
-        excluded = {"tt0000000", "tt0000005", "not-in-the-model"}
-        for user in ("u1", "stranger"):
-            assert not {item for item, _, _ in trained.recommend(user, n=10, exclude=excluded)} & excluded
-
-    def test_the_list_tops_up_to_n_from_popularity_without_repeats(self, trained):
-        results = trained.recommend("u0", n=50)
-        assert len(results) == 7  # 10 items minus the user's 3
-        assert len({item for item, _, _ in results}) == 7
-
-    def test_similar_items_are_external_ids_and_unknown_ids_raise(self, trained):
-        similar = trained.similar_items("tt0000003", n=3)
-        assert 0 < len(similar) <= 3 and all(item != "tt0000003" for item, _ in similar)
-        with pytest.raises(UnknownItemError):
-            trained.similar_items("tt9999999")
-
-    def test_explain_names_items_of_the_users_history(self, trained):
-        reasons = trained.explain("u0", "tt0000003", k=2)
-        assert len(reasons) <= 2 and set(reasons) <= {"tt0000000", "tt0000001", "tt0000002"}
-        assert trained.explain("stranger", "tt0000003") == []
-        assert trained.explain("u0", "tt9999999") == []
-
-    def test_similar_users_are_other_users(self, trained):
-        similar = trained.similar_users("u0", n=3)
-        assert len(similar) == 3 and all(user != "u0" and 0 <= score <= 1 for user, score in similar)
-
-    def test_a_popularity_only_model_serves_and_explains_nothing(self, trained):
-        fallback = TrainedModel(CT, trained.popularity, trained.popularity, trained.user_map, trained.item_map,
-                                trained.matrix, trained.items, {})
-        assert {source for _, _, source in fallback.recommend("u0", n=4)} == {"popularity"}
-        assert fallback.explain("u0", "tt0000003") == []
-
-    def test_it_refuses_maps_that_do_not_match_the_matrix(self, trained):
-        with pytest.raises(ValueError, match="len\\(user_map\\)"):
-            TrainedModel(CT, trained.model, trained.popularity, {"u0": 0}, trained.item_map, trained.matrix,
-                         trained.items, {})
-
-    def test_item_ids_follow_the_columns(self, trained):
-        assert trained.item_ids[3] == "tt0000003" and len(trained.item_ids) == 10
-
-
 def test_the_model_dir_mode_survives_a_permissive_umask(trained, tmp_path):
     old_umask = os.umask(0o022)
     try:
@@ -322,22 +268,3 @@ def test_the_model_dir_mode_survives_a_permissive_umask(trained, tmp_path):
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
-
-
-def test_item_details_read_as_the_dicts_they_were_made_from_and_one_field_reads_alone():
-    import pickle
-
-    from ai.model_store import ItemDetails
-
-    source = {"tt1": {"id": "tt1", "title": "Heat", "year": 1995, "genres": ["Crime", "Drama"]},
-              "tt2": {"id": "tt2", "title": "Up"},  # other fields: kept as they are
-              "tt3": {"id": "tt3", "title": "Heat", "year": None, "genres": []}}
-    items = ItemDetails(source)
-    assert dict(items) == source and items == source and len(items) == 3
-    assert items["tt1"] == source["tt1"] and items.get("tt9") is None and "tt2" in items
-    assert items.value("tt1", "title") == "Heat" and items.value("tt2", "year", "?") == "?"
-    assert items.value("tt9", "title") is None
-    assert items["tt1"]["title"] is items["tt3"]["title"]  # one string object for one title
-    items["tt1"]["title"] = "changed"  # a read is a copy: the details stay as they were
-    assert items.value("tt1", "title") == "Heat"
-    assert pickle.loads(pickle.dumps(items)) == source

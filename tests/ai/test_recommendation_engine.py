@@ -22,8 +22,10 @@ from ai.recommendation_engine import (
     RecommenderBase,
     UnknownItemError,
     UnknownUserError,
+    UserQuery,
     make_recommender,
 )
+from ai.recommender_base import FittedMatrix, best_k
 
 SIZE = 50
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,7 +306,7 @@ class TestBestK:
             scores = np.round(scores, 1)  # many ties
         if seed % 4 == 0:
             scores[rng.integers(0, n, n // 2)] = -np.inf  # excluded items
-        best = engine._best_k(scores, k)
+        best = best_k(scores, k)
         assert len(set(best.tolist())) == len(best) == min(k, n)
         assert np.array_equal(np.sort(scores[best]), np.sort(scores)[-min(k, n):])
 
@@ -342,20 +344,16 @@ class FixedRecommender(RecommenderBase):
 
     def fit(self, interactions, *, show_progress=False):
         matrix = sp.csr_matrix(interactions, dtype=np.float32)
-        self._state = type("State", (), {"seen": self._seen_state(matrix, use_weights=False)})()
+        self._state = type("State", (), {"seen": FittedMatrix.of(matrix, use_weights=False)})()
         return self
 
-    def _user_scores(self, state, userid):
-        scores = np.full(state.seen.matrix.shape[1], -np.inf, dtype=np.float32)
+    def _user_scores(self, state, userid, user_items, recalculate_user):
+        scores = np.full(state.seen.matrix.shape[1], -np.inf, dtype=np.float32)  # -inf: never returned
         scores[self.items] = np.arange(len(self.items), 0, -1)
         return scores
 
-    def recommend(self, userid, user_items=None, n=10, filter_already_liked_items=True, filter_items=None):
-        ids, scores = super().recommend(userid, user_items, n, filter_already_liked_items, filter_items)
-        return ids[np.isfinite(scores)], scores[np.isfinite(scores)]
-
     def score_items(self, userids):
-        return np.stack([self._user_scores(self._state, u) for u in userids])
+        return np.stack([self._user_scores(self._state, u, None, False) for u in userids])
 
     def similar_items(self, itemid, n=10):
         raise NotImplementedError
@@ -370,12 +368,12 @@ class TestFallbackChain:
 
     def test_it_takes_from_the_first_then_fills_up_to_n_from_the_next(self, matrix):
         chain = FallbackChain([FixedRecommender([4, 5]).fit(matrix), PopularityRecommender().fit(matrix)])
-        results = chain.recommend(0, matrix[0], n=4)  # user 0 has items 0, 1, 3: 2, 4, 5 are left
+        results = chain.recommend(UserQuery(row=0, items=matrix[0].indices), n=4)  # user 0 has items 0, 1, 3: 2, 4, 5 are left
         assert [(item, source) for item, _, source in results] == [(4, "fixed"), (5, "fixed"), (2, "popularity")]
 
     def test_it_never_repeats_an_item_nor_returns_one_the_user_has(self, matrix):
         chain = FallbackChain([FixedRecommender([3, 4, 1]).fit(matrix), PopularityRecommender().fit(matrix)])
-        results = chain.recommend(1, matrix[1], n=6)
+        results = chain.recommend(UserQuery(row=1, items=matrix[1].indices), n=6)
         items = [item for item, _, _ in results]
         assert len(items) == len(set(items))
         assert not set(items) & set(matrix[1].indices)
@@ -383,7 +381,8 @@ class TestFallbackChain:
 
     def test_it_never_returns_filtered_items(self, matrix):
         chain = FallbackChain([PopularityRecommender().fit(matrix)])
-        items = [item for item, _, _ in chain.recommend(2, matrix[2], n=6, filter_items=np.array([1, 3]))]
+        items = [item for item, _, _ in chain.recommend(UserQuery(row=2, items=matrix[2].indices), n=6,
+                                                                  filter_items=np.array([1, 3]))]
         assert 1 not in items and 3 not in items and len(items) == 4
 
     def test_it_falls_back_to_popular_items_for_a_new_user(self, board):
@@ -391,22 +390,22 @@ class TestFallbackChain:
         popularity = PopularityRecommender().fit(board)
         chain = FallbackChain([lightfm, popularity])
         for user in (None, SIZE + 10):
-            results = chain.recommend(user, None, n=5)
+            results = chain.recommend(UserQuery(row=user), n=5)
             assert [source for _, _, source in results] == ["popularity"] * 5
             assert [item for item, _, _ in results] == popularity.popular(n=5)[0].tolist()
 
     def test_it_uses_lightfm_first_for_a_known_user(self, board):
         chain = FallbackChain([small_lightfm().fit(board), PopularityRecommender().fit(board)])
-        results = chain.recommend(8, board[8], n=3)
+        results = chain.recommend(UserQuery(row=8, items=board[8].indices), n=3)
         assert results[0][:1] == (8,) and {source for _, _, source in results} == {"lightfm"}
 
     def test_it_skips_a_recommender_that_is_not_fitted(self, matrix):
         chain = FallbackChain([small_lightfm(), PopularityRecommender().fit(matrix)])
-        assert {source for _, _, source in chain.recommend(0, matrix[0], n=2)} == {"popularity"}
+        assert {source for _, _, source in chain.recommend(UserQuery(row=0, items=matrix[0].indices), n=2)} == {"popularity"}
 
     def test_it_skips_lightfm_for_a_user_without_interactions(self, matrix):
         chain = FallbackChain([small_lightfm(epochs=1).fit(matrix), PopularityRecommender().fit(matrix)])
-        assert {source for _, _, source in chain.recommend(2, matrix[2], n=3)} == {"popularity"}
+        assert {source for _, _, source in chain.recommend(UserQuery(row=2, items=matrix[2].indices), n=3)} == {"popularity"}
 
 
 class TestMakeRecommender:

@@ -11,7 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
-from ai.model_store import TrainedModel, save_model
+from ai.model_store import save_model
+from ai.trained_model import TrainedModel
 from ai.recommendation_engine import PopularityRecommender
 from app.services import model_registry
 from app.services.model_registry import USER_DIRECTORY_FILE, ModelRegistry
@@ -107,16 +108,28 @@ def test_threads_asking_while_the_user_directory_is_first_read_get_it(tmp_path, 
     assert _ask_while_the_first_one_reads(lambda: registry.users().get("demo"), started) == ["uid-demo"] * 8
 
 
-def test_once_a_check_falls_due_loaded_sends_one_caller_to_check_and_serves_the_rest(tmp_path, settings):
+async def test_once_a_check_falls_due_aget_sends_one_caller_to_check_in_a_thread_and_serves_the_rest(
+        tmp_path, settings, monkeypatch):
+    import asyncio
+
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0.2
     _saved(tmp_path)
     (tmp_path / USER_DIRECTORY_FILE).write_text(json.dumps({"demo": "uid-demo"}))
     registry = ModelRegistry(model_dir=tmp_path)
-    assert registry.loaded("anime") is None  # nothing loaded yet: get() must load it
-    model, users = registry.get("anime"), registry.users()
-    assert registry.loaded("anime") is model and registry.users_loaded() == users == {"demo": "uid-demo"}
+    hops = []
+    real = asyncio.to_thread
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(fn.__name__)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    model, users = await registry.aget("anime"), await registry.users_aget()  # nothing loaded yet: in a thread
+    assert model is not None and users == {"demo": "uid-demo"} and hops == ["get", "users"]
+    hops.clear()
+    assert await registry.aget("anime") is model and await registry.users_aget() == users and hops == []
     time.sleep(0.25)
-    assert registry.loaded("anime") is None and registry.users_loaded() is None  # the first caller goes to check
-    assert registry.loaded("anime") is model and registry.users_loaded() == users  # the others are served
-    registry.get("anime")
-    assert registry.loaded("anime") is model
+    models = await asyncio.gather(*(registry.aget("anime") for _ in range(6)))
+    directories = await asyncio.gather(*(registry.users_aget() for _ in range(6)))
+    assert all(m is model for m in models) and all(d == users for d in directories)
+    assert hops == ["get", "users"]  # the first caller of each went to check; the others were served

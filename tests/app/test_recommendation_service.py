@@ -1,18 +1,16 @@
-"""The recommendation service on a hand-built graph in the real Neo4j: two taste groups that never overlap,
+"""app/services/recommendation_service.py: the one serving path, on a hand-built graph in the real Neo4j: two taste groups that never overlap,
 so the right answers are known. Group A likes movies m0..m5, anime a0..a5 and tracks t0..t5; group B likes
 m6..m11, a6..a11 and t6..t11. "crossover" has group A's anime and tracks but no movie at all."""
+import orjson
 import pytest
 from django.conf import settings
 
 from app.content_types import BY_KEY
 from app.services import graph_writes
 from app.services.model_registry import registry
-from app.services.recommendation_service import (
-    buds_for_user,
-    models_train,
-    recommendations_for_user,
-    similar_items,
-)
+from app.services import recommendation_service as service
+from app.services.answers import answers
+from app.services.training import models_train
 
 pytestmark = pytest.mark.neo4j
 
@@ -59,28 +57,36 @@ def _ids(items):
     return [i["id"] for i in items]
 
 
-def test_a_user_gets_the_rest_of_their_groups_movies_first(two_tribes):
-    recs = recommendations_for_user(username="user_a0", content_type="movies", n=2)
+async def recommendations_for_user(**kwargs) -> list[dict]:
+    return orjson.loads((await service.recommendations_for_user(**kwargs)).json.text)
+
+
+async def buds_for_user(**kwargs) -> list[dict]:
+    return orjson.loads((await service.buds_for_user(**kwargs)).json.text)
+
+
+async def test_a_user_gets_the_rest_of_their_groups_movies_first(two_tribes):
+    recs = await recommendations_for_user(username="user_a0", content_type="movies", n=2)
     assert set(_ids(recs)) == {_movie(4), _movie(5)}  # a0 has m0..m3; m4, m5 are the group's others
     assert all(r["reason"] == "personalised" for r in recs)
 
 
-def test_music_is_recommended_from_spotify_history(two_tribes):
-    recs = recommendations_for_user(username="user_b0", content_type="tracks", n=2)
+async def test_music_is_recommended_from_spotify_history(two_tribes):
+    recs = await recommendations_for_user(username="user_b0", content_type="tracks", n=2)
     assert set(_ids(recs)) == {"t10", "t11"}
     assert all(set(r) >= {"id", "name", "recommendation_score", "because"} for r in recs)
 
 
-def test_because_items_always_come_from_the_users_history(two_tribes):
+async def test_because_items_always_come_from_the_users_history(two_tribes):
     history = {_movie(i) for i in range(4)}
-    for rec in recommendations_for_user(username="user_a0", content_type="movies", n=8):
+    for rec in await recommendations_for_user(username="user_a0", content_type="movies", n=8):
         assert {b["id"] for b in rec["because"]} <= history
         if rec["reason"] == "popular":
             assert rec["because"] == []
 
 
-def test_cross_domain_a_user_without_movies_gets_their_groups_movies(two_tribes):
-    recs = recommendations_for_user(username="user_crossover", content_type="movies", n=6)
+async def test_cross_domain_a_user_without_movies_gets_their_groups_movies(two_tribes):
+    recs = await recommendations_for_user(username="user_crossover", content_type="movies", n=6)
     assert recs[0]["reason"] == "cross_domain"
     assert set(_ids(recs)) == {_movie(i) for i in range(6)}
     anime_titles = {f"Anime {i}" for i in range(4)} | {f"Track {i}" for i in range(4)}
@@ -88,8 +94,29 @@ def test_cross_domain_a_user_without_movies_gets_their_groups_movies(two_tribes)
         assert {b["title"] for b in rec["because"]} <= anime_titles
 
 
-def test_buds_rank_a_same_taste_user_above_a_disjoint_one_and_never_the_user(two_tribes):
-    buds = buds_for_user(username="user_a0", n=30)
+async def test_known_new_and_cross_domain_users_are_all_answered_by_the_chain_which_names_its_links(
+        two_tribes, monkeypatch):
+    from ai.recommendation_engine import FallbackChain
+
+    calls = []
+    real = FallbackChain.recommend
+
+    def recorded(chain, user, n=10, filter_items=None):
+        results = real(chain, user, n=n, filter_items=filter_items)
+        calls.append({link for _, _, link in results})
+        return results
+
+    monkeypatch.setattr(FallbackChain, "recommend", recorded)
+    answers().clear()
+    for username, links in (("user_a0", {"personalised"}), ("nobody-at-all", {"popular"}),
+                            ("user_crossover", {"cross_domain"})):
+        recs = await recommendations_for_user(username=username, content_type="movies", n=8)
+        assert calls.pop() == links == {r["reason"] for r in recs}, username
+    assert calls == []
+
+
+async def test_buds_rank_a_same_taste_user_above_a_disjoint_one_and_never_the_user(two_tribes):
+    buds = await buds_for_user(username="user_a0", n=30)
     ids = _ids(buds)
     assert "a0" not in ids
     assert set(ids[:11]) <= set(GROUP_A) | {"crossover"}
@@ -99,128 +126,108 @@ def test_buds_rank_a_same_taste_user_above_a_disjoint_one_and_never_the_user(two
     assert first["shared"] and all(len(v) <= 3 for v in first["shared"].values())
 
 
-def test_a_user_with_no_history_gets_no_buds(two_tribes):
-    assert buds_for_user(username="nobody-at-all", n=5) == []
+async def test_a_user_with_no_history_gets_no_buds(two_tribes):
+    assert await buds_for_user(username="nobody-at-all", n=5) == []
 
 
-def test_similar_items_of_an_item_in_a_tight_cluster_come_from_that_cluster(two_tribes):
-    similar = similar_items(content_type="movies", item_id=_movie(0), n=5)
+async def test_similar_items_of_an_item_in_a_tight_cluster_come_from_that_cluster(two_tribes):
+    similar = await service.similar_items(content_type="movies", item_id=_movie(0), n=5)
     assert set(_ids(similar)) == {_movie(i) for i in range(1, 6)}
     assert all(-1.0 <= s["similarity"] <= 1.0 for s in similar)
 
 
-def test_similar_items_of_an_unknown_id_is_a_404(two_tribes):
+async def test_similar_items_of_an_unknown_id_is_a_404(two_tribes):
     from app.errors import UnknownItemError
 
     with pytest.raises(UnknownItemError):
-        similar_items(content_type="movies", item_id="tt9999999", n=5)
+        await service.similar_items(content_type="movies", item_id="tt9999999", n=5)
 
 
-def test_the_in_memory_answer_is_the_one_a_worker_thread_gives(two_tribes):
-    import orjson
+async def test_an_answer_is_computed_once_and_then_served_from_the_answer_cache(two_tribes, monkeypatch):
+    from ai.recommendation_engine import FallbackChain
 
-    from app.services.recommendation_service import (
-        answer_cache,
-        recommendations_json_in_memory_for_user,
-        recommendations_versioned_for_user,
-    )
-
-    answer_cache().clear()  # computed here, not an answer kept by another test
-    for user in ("user_a0", "user_b3"):
-        registry.get("movie")
-        registry.users()  # both just looked at: no check due
-        fast = recommendations_json_in_memory_for_user(username=user, content_type="movies", n=5)
-        assert fast is not None and len(orjson.loads(fast[0].text)) == 5
-        fast = (orjson.loads(fast[0].text), fast[1])
-        assert fast == recommendations_versioned_for_user(username=user, content_type="movies", n=5)
+    answers().clear()
+    first = await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)
+    monkeypatch.setattr(FallbackChain, "recommend", lambda *a, **k: pytest.fail("ranked again"))
+    again = await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)
+    assert again.json is first.json and again.model_version == first.model_version
+    assert answers().hits == 1 and len(orjson.loads(first.json.text)) == 5
 
 
-def test_the_cached_json_answer_is_the_in_memory_answer_and_is_computed_once(two_tribes, monkeypatch):
-    import orjson
-
-    from app.services import recommendation_service as service
-
-    registry.get("movie")
-    registry.users()
-    service.answer_cache().clear()
-    expected, version = service.recommendations_versioned_for_user(username="user_a0", content_type="movies", n=5)
-    first = service.recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5)
-    assert first is not None and first[1] == version
-    assert orjson.loads(first[0].text) == expected
-    model = registry.loaded("movie")
-    monkeypatch.setattr(type(model), "recommend", lambda *a, **k: pytest.fail("scored again"))
-    again = service.recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5)
-    assert again[0] is first[0] and again[1] == version
-    assert service.answer_cache().hits == 1
+async def test_a_new_model_version_is_never_answered_from_the_old_ones_cached_json(two_tribes):
+    old = await service.recommendations_for_user(username="user_b3", content_type="movies", n=3)
+    assert models_train(content_types=["movies"])["movie"] is True
+    new = await service.recommendations_for_user(username="user_b3", content_type="movies", n=3)
+    assert new.model_version != old.model_version
+    assert not [key for key in answers()._entries if key[0] == "movie" and old.model_version in key[1]]
 
 
-def test_a_new_model_version_is_never_answered_from_the_old_ones_cached_json(two_tribes):
-    from app.services import recommendation_service as service
-
-    registry.get("movie")
-    registry.users()
-    old = service.recommendations_json_in_memory_for_user(username="user_b3", content_type="movies", n=3)
-    assert service.models_train(content_types=["movies"])["movie"] is True
-    registry.get("movie")
-    registry.users()
-    new = service.recommendations_json_in_memory_for_user(username="user_b3", content_type="movies", n=3)
-    assert new[1] != old[1]
-    assert service.answer_cache().get("movie", old[1], "b3", 3) is None  # dropped with its version
-
-
-def test_the_all_types_answer_with_cached_parts_renders_as_the_answers_computed_afresh(two_tribes):
-    import orjson
-
+async def test_the_all_types_answer_with_cached_parts_renders_as_the_answers_computed_afresh(two_tribes):
     from app.renderers import ORJSONRenderer
-    from app.services import recommendation_service as service
 
-    registry.get("movie")
-    registry.users()
     for _ in range(2):  # empty cache, then the parts it kept
-        rendered = orjson.loads(ORJSONRenderer().render(service.recommendations_all_for_user(username="user_a2", n=4)))
-        assert rendered["movies"] == recommendations_for_user(username="user_a2", content_type="movies", n=4)
-        assert rendered["anime"] == recommendations_for_user(username="user_a2", content_type="anime", n=4)
-        assert rendered["buds"] == buds_for_user(username="user_a2", n=4)
-    assert service.answer_cache().hits >= 2
+        answers().clear() if _ == 0 else None
+        rendered = orjson.loads(ORJSONRenderer().render(
+            await service.recommendations_all_for_user(username="user_a2", n=4)))
+        assert rendered["movies"] == await recommendations_for_user(username="user_a2", content_type="movies", n=4)
+        assert rendered["anime"] == await recommendations_for_user(username="user_a2", content_type="anime", n=4)
+        assert rendered["buds"] == await buds_for_user(username="user_a2", n=4)
+    assert answers().hits >= 2
 
 
-def test_cached_buds_are_the_buds_and_a_user_without_them_gets_an_empty_list(two_tribes):
-    import orjson
-
-    from app.services.recommendation_service import buds_json_for_user
-
-    for _ in range(2):
-        assert orjson.loads(buds_json_for_user(username="user_b1", n=5).text) == buds_for_user(username="user_b1", n=5)
-    assert orjson.loads(buds_json_for_user(username="nobody-at-all", n=5).text) == []
+async def test_cached_buds_are_the_buds_and_a_user_without_them_gets_an_empty_list(two_tribes):
+    answers().clear()
+    first = await buds_for_user(username="user_b1", n=5)
+    assert first and await buds_for_user(username="user_b1", n=5) == first
+    assert answers().hits == 1
+    assert await buds_for_user(username="nobody-at-all", n=5) == []
 
 
-def test_the_in_memory_path_leaves_to_a_thread_whatever_may_read_the_graph_or_a_file(two_tribes, settings):
-    from app.services.recommendation_service import recommendations_json_in_memory_for_user
+async def test_a_known_users_answer_needs_no_thread_and_what_may_read_the_graph_or_a_file_gets_one(
+        two_tribes, monkeypatch, settings):
+    import asyncio
 
-    registry.get("movie")
-    registry.users()
-    assert recommendations_json_in_memory_for_user(username="user_crossover", content_type="movies", n=5) is None
-    assert recommendations_json_in_memory_for_user(username="nobody", content_type="movies", n=5) is None
+    hops = []
+    real = asyncio.to_thread
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(getattr(fn, "__name__", fn))
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)  # settles every check
+    hops.clear()
+    await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)
+    assert hops == []
+    await service.recommendations_for_user(username="nobody", content_type="movies", n=5)
+    assert hops == ["user_uid_get"]  # not in the saved directory: the graph is asked
+    hops.clear()
+    await service.recommendations_for_user(username="user_crossover", content_type="movies", n=5)
+    assert hops == ["_history_from_graph"]  # no movie history in the model: the graph says what they have
+    hops.clear()
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0  # a check for a newer version is always due
-    assert recommendations_json_in_memory_for_user(username="user_a0", content_type="movies", n=5) is None
+    await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)
+    assert "get" in hops and "users" in hops
 
 
-def test_preloading_loads_every_saved_model_before_any_request(two_tribes):
-    from app.services.recommendation_service import models_preload
+async def test_preloading_loads_every_saved_model_before_any_request(two_tribes, monkeypatch):
+    import asyncio
 
     registry.__init__()  # a worker that has served nothing yet
-    models_preload()
+    service.models_preload()
+    monkeypatch.setattr(asyncio, "to_thread", lambda *a, **k: pytest.fail("a thread after preloading"))
     for key in ("movie", "anime", "track", "taste"):
-        assert registry.loaded(key) is not None, key
-    assert registry.users_loaded()["user_a0"] == "a0"
+        assert await registry.aget(key) is not None, key
+    assert (await registry.users_aget())["user_a0"] == "a0"
+    assert "profiles" in vars(await registry.aget("taste"))  # the buds' taste profiles are made too
 
 
 def test_training_running_is_true_exactly_while_the_training_lock_is_held(tmp_path, settings):
-    from app.services.recommendation_service import _training_lock, training_running
+    from app.services.training import training_lock, training_running
 
     settings.MUSICBUD_MODEL_DIR = tmp_path / "models"
     assert training_running() is False  # no lock file yet
-    with _training_lock():
+    with training_lock():
         assert training_running() is True
         assert training_running(model_dir=tmp_path / "elsewhere") is False
     assert training_running() is False

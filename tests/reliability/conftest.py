@@ -120,7 +120,7 @@ def client_on_each_worker(server: live_stack.LiveServer, token: str, *, tries: i
 
 def training_running(model_dir: Path) -> bool:
     """Whether some process holds the training lock of that model directory (a server's, in another process)."""
-    from app.services.recommendation_service import training_running as held
+    from app.services.training import training_running as held
 
     return held(model_dir=model_dir)
 

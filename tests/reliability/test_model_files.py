@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 import live_stack
-from ai.model_store import TrainedModel, current_version, load_model, read_manifest, save_model
+from ai.model_store import current_version, load_model, read_manifest, save_model
+from ai.trained_model import TrainedModel
 from app.content_types import CONTENT_TYPES
 from tests.reliability.conftest import bearer, client_on_each_worker, training_running, wait_until
 

@@ -1,8 +1,11 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from ai.model_store import model_saved
 from app.content_types import CONTENT_TYPES
 from app.errors import ApplicationError
-from app.services.recommendation_service import models_status, models_train
+from app.services.health import MODEL_KEYS
+from app.services.recommendation_service import models_train
 
 
 class Command(BaseCommand):
@@ -11,10 +14,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--type", action="append", dest="types", choices=[ct.key for ct in CONTENT_TYPES],
                             help="train only this content type (repeatable)")
-        parser.add_argument("--if-missing", action="store_true", help="train only when no model is saved yet")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="train only when no model is saved yet (in this version's format)")
 
     def handle(self, *args, types=None, if_missing=False, **options):
-        if if_missing and any(models_status().values()):
+        if if_missing and any(model_saved(settings.MUSICBUD_MODEL_DIR, key) for key in MODEL_KEYS):
             self.stdout.write("Models already trained; skipping (drop --if-missing to retrain).")
             return
         try:

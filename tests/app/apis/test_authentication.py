@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from app.apis import IsStaff
+from app.views.recommendations_views import IsStaff
 from tests.app.apis.conftest import (
     assert_envelope,
     bearer,

@@ -2,7 +2,7 @@
 import pytest
 from django.core.cache import caches
 
-from app import apis
+from app.views import recommendations_views as apis
 from tests.app.apis.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -33,7 +33,7 @@ async def test_it_never_returns_what_the_user_already_has(client, users, demo_mo
     from app.services import recommendation_data_service as data
 
     ct = BY_KEY["movies"]
-    from app.services.recommendation_service import user_uid_get
+    from app.services.user_directory import user_uid_get
 
     history = set(data.user_history(content_type=ct, user_uid=user_uid_get(username="demo")))
     assert history

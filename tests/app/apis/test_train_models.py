@@ -5,7 +5,7 @@ import pytest
 from django.conf import settings
 
 from app.content_types import CONTENT_TYPES
-from app.services.recommendation_service import _training_lock, training_running
+from app.services.training import training_lock, training_running
 from tests.app.apis.conftest import assert_envelope, bearer, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,7 @@ async def test_it_requires_a_token(client, demo_models):
 
 
 async def test_it_answers_409_while_a_training_runs(client, users, demo_models):
-    with _training_lock():
+    with training_lock():
         response = await client.post("/v1/recommendations/train/models/", headers=bearer(token_for(users["staff"])))
     assert response.status_code == 409
     assert_envelope(response.json(), success=False)

@@ -1,5 +1,6 @@
-"""musicbud/asgi_lean.py: the served ASGI application answers exactly as Django's own handler and middleware
-do, without a thread hop for a request that needs none."""
+"""musicbud/lean.py: the served ASGI application answers exactly as Django's own handler and middleware do,
+without a thread hop for a request that needs none; and each copied piece of framework code is checked against
+the installed framework, so an upgrade cannot silently leave a stale copy in service."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,8 @@ from django.test import override_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from musicbud.asgi import application
-from musicbud.asgi_lean import LeanASGIHandler
+from musicbud import lean
+from musicbud.lean import LeanASGIHandler
 
 STOCK_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware"]
 
@@ -71,3 +73,52 @@ async def test_an_authenticated_ping_makes_no_thread_hop(monkeypatch):
     status, _, body = await asgi_get(application, "/v1/ping/", _token())
     assert status == 200 and b'"username":"demo"' in body
     assert hops == []
+
+
+def _source_sha256(dotted: str) -> str:
+    import hashlib
+    import importlib
+    import inspect
+
+    module_name, _, qualname = dotted.rpartition(".")
+    module_name, _, class_name = module_name.rpartition(".")
+    original = getattr(getattr(importlib.import_module(module_name), class_name), qualname)
+    return hashlib.sha256(inspect.getsource(original).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("distribution", sorted(lean.COPIED_FROM))
+def test_the_installed_framework_is_the_version_the_copies_were_taken_from(distribution):
+    from importlib.metadata import version
+
+    copied = lean.COPIED_FROM[distribution]
+    assert version(distribution) == copied, (
+        f"musicbud/lean.py copies code of {distribution} {copied}, but {version(distribution)} is installed: "
+        f"compare the copies in musicbud/lean.py with the new {distribution}, carry its changes over, then update "
+        f"COPIED_FROM and ORIGINALS there")
+
+
+@pytest.mark.parametrize("original", sorted(lean.ORIGINALS))
+def test_each_copied_function_is_still_what_its_original_says(original):
+    assert _source_sha256(original) == lean.ORIGINALS[original], (
+        f"{original} is not the code musicbud/lean.py copied (its source changed): read the new {original}, "
+        f"carry its changes over to the copy in musicbud/lean.py, then update ORIGINALS there")
+
+
+def test_the_guard_would_notice_a_changed_original(monkeypatch):
+    import inspect
+
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj) + "# changed upstream\n")
+    assert _source_sha256("django.core.handlers.asgi.ASGIHandler.handle") != \
+        lean.ORIGINALS["django.core.handlers.asgi.ASGIHandler.handle"]
+
+
+def test_views_only_subclass_the_lean_base_view():
+    from app.views import auth_views, health_views, recommendations_views
+    from app.views.base import ApiView
+
+    for module in (auth_views, health_views, recommendations_views):
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and name.endswith("Api") and obj.__module__ == module.__name__:
+                assert issubclass(obj, ApiView), name
+                assert "async_dispatch" not in vars(obj) and "dispatch" not in vars(obj), name

@@ -1,0 +1,155 @@
+"""One content type's trained model with everything serving needs: the engines, the id maps, the matrix it
+learned from and the item details (so a request needs no database round trip). ai/model_store.py saves and
+loads it; its fallback chain (personalised, then popular, with other links such as cross-domain taste
+inserted by the caller) ranks for any user."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+import numpy as np
+import scipy.sparse as sp
+
+from ai.item_details import ItemDetails
+from ai.popularity import PopularityRecommender
+from ai.recommendation_engine import ChainLink, FallbackChain, RecommenderBase, RecommenderLink, UserQuery
+from ai.recommender_base import UnknownItemError, UnknownUserError
+
+__all__ = ["PERSONALISED", "POPULAR", "TrainedModel"]
+
+# The names of the links a trained model contributes to a chain: each item's `reason`.
+PERSONALISED = "personalised"
+POPULAR = "popular"
+
+
+@dataclass(eq=False)  # compared by identity: fields hold matrices
+class TrainedModel:
+    kind: ClassVar[str] = "type"  # what the manifest names; ai/taste.py's TasteModel is "taste"
+
+    content_type: str
+    model: RecommenderBase
+    popularity: PopularityRecommender
+    user_map: dict[str, int] = field(repr=False)
+    item_map: dict[str, int] = field(repr=False)
+    matrix: sp.csr_matrix = field(repr=False)
+    items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
+    manifest: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.matrix = sp.csr_matrix(self.matrix)
+        if not isinstance(self.items, ItemDetails):
+            self.items = ItemDetails(self.items)
+        if self.matrix.shape != (len(self.user_map), len(self.item_map)):
+            raise ValueError(
+                f"matrix {self.matrix.shape} must be (len(user_map), len(item_map)) = "
+                f"({len(self.user_map)}, {len(self.item_map)}): build the maps and the matrix together"
+            )
+        for engine in (self.model, self.popularity):
+            if engine.is_fitted and engine.n_items != self.matrix.shape[1]:
+                raise ValueError(f"{engine.name} was fitted on {engine.n_items} items, the matrix has "
+                                 f"{self.matrix.shape[1]}: fit it on this matrix")
+        for engine in (self.popularity, self.model):  # one copy of the matrix where an engine was fitted on it
+            engine.share_matrix(self.matrix)
+        self._chains: dict[tuple, FallbackChain] = {}
+
+    def warm(self) -> None:
+        """Compute what serving derives from the model now (nothing here; the taste model has some)."""
+
+    @property
+    def version(self) -> str | None:
+        return self.manifest.get("version")
+
+    @cached_property
+    def item_ids(self) -> np.ndarray:
+        """External item ids by column (object array)."""
+        ids = np.empty(len(self.item_map), dtype=object)
+        ids[list(self.item_map.values())] = list(self.item_map.keys())
+        return ids
+
+    @cached_property
+    def user_ids(self) -> np.ndarray:
+        """External user ids by row (object array)."""
+        ids = np.empty(len(self.user_map), dtype=object)
+        ids[list(self.user_map.values())] = list(self.user_map.keys())
+        return ids
+
+    def columns(self, item_keys) -> np.ndarray:
+        """The columns of the given item ids (ids the model does not know are left out)."""
+        item_map = self.item_map
+        return np.fromiter((item_map[key] for key in map(str, item_keys) if key in item_map), dtype=np.int64)
+
+    def row_items(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, weights) of one row of the matrix (the user's whole history, held-out slice included)."""
+        start, end = self.matrix.indptr[row], self.matrix.indptr[row + 1]
+        return self.matrix.indices[start:end].astype(np.int64), self.matrix.data[start:end]
+
+    def user_query(self, user_key: str | None, *, extra_items=()) -> UserQuery:
+        """What the chain knows of a user: their row and whole history here, plus `extra_items` (ids of items
+        they have that this model has not seen them with), which are never recommended."""
+        row = self.user_map.get(str(user_key)) if user_key is not None else None
+        items, weights = self.row_items(row) if row is not None else (np.empty(0, np.int64), None)
+        extra = self.columns(extra_items)
+        if extra.size:
+            items = np.concatenate([items, extra])
+            weights = None if weights is None else np.concatenate([weights, np.ones(extra.size, np.float32)])
+        return UserQuery(key=user_key, row=row, items=items, weights=weights)
+
+    def links(self, *, title_property: str = "title", fold_in: bool = False) -> tuple[ChainLink, ChainLink]:
+        """(personalised, popular): this model's links of a chain."""
+        title = lambda key: self.items.value(key, title_property)  # noqa: E731
+        popular = RecommenderLink(self.popularity, name=POPULAR)
+        if self.model is self.popularity or isinstance(self.model, PopularityRecommender):
+            return popular, popular
+        personal = RecommenderLink(self.model, name=PERSONALISED, item_keys=self.item_ids, titles=title,
+                                   fold_in=fold_in)
+        return personal, popular
+
+    def chain(self, *, title_property: str = "title", between: tuple[ChainLink, ...] = (),
+              fold_in: bool = False) -> FallbackChain:
+        """personalised -> `between` (e.g. cross-domain taste) -> popular, built once per distinct `between`."""
+        key = (title_property, tuple(id(link) for link in between), fold_in)
+        chain = self._chains.get(key)
+        if chain is None:
+            personal, popular = self.links(title_property=title_property, fold_in=fold_in)
+            links = [*([] if personal is popular else [personal]), *between, popular]
+            chain = self._chains[key] = FallbackChain(links)
+        return chain
+
+    def recommend(self, user_key: str | None, n: int = 10, exclude: set[str] | None = None
+                  ) -> list[tuple[str, float, str]]:
+        """[(item id, score, link name)], best first: the model for a known user, topped up (or replaced, for an
+        unknown or None user) by popular items. Never an item of the user's row or of `exclude`."""
+        results = self.chain().recommend(self.user_query(user_key), n=n, filter_items=self.columns(exclude or ()))
+        return [(self.item_ids[item], score, source) for item, score, source in results]
+
+    def similar_items(self, item_key: str, n: int = 10) -> list[tuple[str, float]]:
+        """[(item id, cosine)] most similar first; UnknownItemError for an id the model has not seen."""
+        column = self.item_map.get(str(item_key))
+        if column is None:
+            raise UnknownItemError(item_key)
+        ids, scores = self.model.similar_items(column, n=n)
+        return [(self.item_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
+
+    def similar_users(self, user_key: str, n: int = 10) -> list[tuple[str, float]]:
+        """[(user id, similarity in [0, 1])]; [] when the model has no user factors (popularity)."""
+        row = self.user_map.get(str(user_key))
+        if row is None:
+            raise UnknownUserError(user_key)
+        ids, scores = self.model.similar_users(row, n=n)
+        return [(self.user_ids[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist())]
+
+    def explain(self, user_key: str, item_key: str, k: int = 3) -> list[str]:
+        """Ids of up to k items of the user's history most like `item_key`; [] when it cannot be said."""
+        return self.explain_many(user_key, [item_key], k=k)[0]
+
+    def explain_many(self, user_key: str, item_keys: list[str], k: int = 3) -> list[list[str]]:
+        """explain() for each of several items of one user, computed together (one page of recommendations)."""
+        columns = [self.item_map.get(str(key)) for key in item_keys]
+        known = [column for column in columns if column is not None]
+        user = self.user_query(user_key)
+        if user.row is None or not known:
+            return [[] for _ in columns]
+        reasons = iter(self.links()[0].explain_many(user, known, k=k))
+        return [[key for key, _ in next(reasons)] if column is not None else [] for column in columns]
+

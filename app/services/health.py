@@ -1,0 +1,24 @@
+"""Liveness: whether Neo4j answers, and each served model's version and trained_at."""
+from __future__ import annotations
+
+import asyncio
+
+from app import graph
+from app.content_types import CONTENT_TYPES
+from app.services.model_registry import TASTE_KEY, registry
+
+MODEL_KEYS = [ct.model_key for ct in CONTENT_TYPES] + [TASTE_KEY]
+
+
+def models_status() -> dict[str, dict | None]:
+    """{model key: {version, trained_at} or None} of every model this process serves (may read manifests)."""
+    return {key: registry.version(key) for key in MODEL_KEYS}
+
+
+async def health_get() -> dict:
+    """Asks Neo4j (a round trip) and reads the manifests: in a worker thread."""
+    return await asyncio.to_thread(_health)
+
+
+def _health() -> dict:
+    return {"status": "ok", "neo4j": "up" if graph.is_reachable() else "down", "models": models_status()}

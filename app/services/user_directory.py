@@ -1,0 +1,43 @@
+"""Who an app user is in the graph: username -> ParentUser uid.
+
+The directory saved beside the models answers from memory (model_registry); a username it does not hold (a
+user newer than the last training) is looked up in the graph, off the event loop, and remembered.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.graph import GRAPH_ERRORS
+from app.services import recommendation_data_service as data
+from app.services.model_registry import registry
+
+logger = logging.getLogger(__name__)
+
+
+async def user_uid_aget(*, username: str) -> str | None:
+    """user_uid_get for the event loop: from memory when the directory holds the user, else in a thread."""
+    uid = (await registry.users_aget()).get(username)
+    if uid is not None:
+        return uid
+    return await asyncio.to_thread(user_uid_get, username=username)
+
+
+def user_uid_get(*, username: str) -> str | None:
+    """The ParentUser uid of an app user, or None (no such ParentUser, or the graph is unreachable)."""
+    uid = registry.users().get(username)
+    if uid is not None:
+        return uid
+    try:
+        uid = data.user_uid_for_username(username=username)
+    except GRAPH_ERRORS as exc:
+        logger.warning("Could not look up ParentUser %r in Neo4j (%s); serving as a new user", username, exc)
+        return None
+    if uid is not None:
+        registry.remember_user(username, uid)
+    return uid
+
+
+def usernames_by_uid() -> dict[str, str]:
+    """ParentUser uid -> username, from the saved directory (for buds)."""
+    return registry.usernames_by_uid()

@@ -1,0 +1,93 @@
+"""The base views every operation subclasses, and what they share: the envelope, input validation, the
+query-parameter and body-size checks, the throttle that counts across worker processes.
+
+Recommendation views authenticate statelessly (the JWT's signature and expiry, no database query) and do
+their DRF bookkeeping on the event loop; views that need the database (login, training's staff check) or a
+file (the shared throttle) set `initial_in_thread` (musicbud/lean.py)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import RequestDataTooBig
+from django.core.validators import RegexValidator
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+
+from app.authentication import CachedJWTStatelessUserAuthentication
+from app.errors import ApplicationError
+from musicbud.lean import LeanAPIView
+
+
+def ok(message: str, data, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response({"success": True, "message": message, "data": data}, status=status_code)
+
+
+class ApiView(LeanAPIView):
+    """A request's body is refused (413) before anything else when too large; its query parameters must all
+    be known (allowed_query_params) and have values."""
+
+    allowed_query_params: frozenset[str] = frozenset()
+
+    def check_request(self, request) -> None:
+        """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE: DRF's parsers read the request stream themselves, past
+        the check Django makes only in HttpRequest.body."""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            raise RequestDataTooBig(f"The request body is larger than {limit} bytes.")
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        self._check_query_params(request)
+
+    def _check_query_params(self, request) -> None:
+        unknown = sorted(set(request.query_params) - self.allowed_query_params)
+        if unknown:
+            allowed = ", ".join(sorted(self.allowed_query_params)) or "none"
+            raise ApplicationError(f"Unknown query parameter(s): {', '.join(unknown)}. Allowed: {allowed}.")
+        blank = sorted(key for key, values in request.query_params.lists() if "" in values)
+        if blank:  # `?n=` would otherwise mean the default: a client that sends a parameter means a value
+            raise serializers.ValidationError({key: ["A value is required when the parameter is given."]
+                                               for key in blank})
+
+
+class UserApiView(ApiView):
+    authentication_classes = [CachedJWTStatelessUserAuthentication]
+
+
+class AnonymousApiView(ApiView):
+    """Open to anyone, no token read: login, token refresh, the guest endpoint, health."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class SharedAnonThrottle(AnonRateThrottle):
+    """Per client address, counted in a file-based cache that every worker process shares (a view using one
+    sets initial_in_thread: the count is file I/O)."""
+
+    cache = caches["throttle"]
+
+
+# DRF refuses a NUL character in any CharField (400); this pattern says so in the schema.
+NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
+
+
+_DEFAULTS: dict[type, dict] = {}
+
+
+def validated(serializer_class, data) -> dict:
+    """The serializer's validated data (400 in the envelope otherwise); no parameters at all give the defaults,
+    known from the first time."""
+    if not data and serializer_class in _DEFAULTS:
+        return dict(_DEFAULTS[serializer_class])
+    s = serializer_class(data=data)
+    s.is_valid(raise_exception=True)
+    if not data:
+        _DEFAULTS[serializer_class] = dict(s.validated_data)
+    return s.validated_data

@@ -1,0 +1,169 @@
+"""The recommendation endpoints: each view validates, awaits one service of
+app/services/recommendation_service.py and answers in the envelope."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+
+from app import serializers as shapes
+from app.content_types import CONTENT_TYPES, ContentType
+from app.services import recommendation_service as recs
+from app.views.base import AnonymousApiView, SharedAnonThrottle, UserApiView, ok, validated
+
+
+class CountSerializer(serializers.Serializer):
+    n = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+
+_ERRORS = {400: shapes.error_envelope(), 401: shapes.error_envelope(), 404: shapes.error_envelope(),
+           503: shapes.error_envelope()}
+
+
+class RecommendationsApi(UserApiView):
+    allowed_query_params = frozenset({"n"})
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AllRecommendationsQuery"
+
+        n = serializers.IntegerField(min_value=1, max_value=100, default=10)
+
+    @extend_schema(parameters=[InputSerializer], responses={
+        200: shapes.envelope_serializer("AllRecommendationsEnvelope", shapes.all_recommendations_serializer()),
+        **_ERRORS})
+    async def get(self, request):
+        n = validated(self.InputSerializer, request.query_params)["n"]
+        data = await recs.recommendations_all_for_user(username=request.user.username, n=n)
+        return ok("Recommendations fetched successfully", data)
+
+
+MODEL_VERSION_HEADER = "X-Model-Version"
+_MODEL_VERSION = OpenApiParameter(
+    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="The version of the model that ranked every item of this answer (absent when no model is trained "
+                "and popular items come from the graph).")
+
+
+class RecommendationsByTypeApi(UserApiView):
+    """GET /v1/recommendations/<type>/ for one type; one subclass per row of the table (exact schemas)."""
+
+    allowed_query_params = frozenset({"n"})
+    content_type: ContentType | None = None  # None: the catch-all that answers 404 for unknown types
+
+    @extend_schema(exclude=True)
+    async def get(self, request, type_key: str | None = None):
+        key = self.content_type.key if self.content_type else type_key
+        n = validated(CountSerializer, request.query_params)["n"]
+        answer = await recs.recommendations_for_user(username=request.user.username, content_type=key, n=n)
+        response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
+        if answer.model_version:
+            response[MODEL_VERSION_HEADER] = answer.model_version
+        return response
+
+
+class BudsApi(UserApiView):
+    allowed_query_params = frozenset({"n"})
+
+    @extend_schema(parameters=[CountSerializer], responses={
+        200: shapes.envelope_serializer("BudsEnvelope", shapes.bud_serializer(many=True)), **_ERRORS})
+    async def get(self, request):
+        n = validated(CountSerializer, request.query_params)["n"]
+        answer = await recs.buds_for_user(username=request.user.username, n=n)
+        return ok("Buds recommendations fetched successfully", answer.json)
+
+
+class SimilarItemsApi(UserApiView):
+    allowed_query_params = frozenset({"n"})
+    content_type: ContentType | None = None
+
+    @extend_schema(exclude=True)
+    async def get(self, request, item_id: str, type_key: str | None = None):
+        key = self.content_type.key if self.content_type else type_key
+        n = validated(CountSerializer, request.query_params)["n"]
+        data = await recs.similar_items(content_type=key, item_id=item_id, n=n)
+        return ok(f"Items similar to {item_id} fetched successfully", data)
+
+
+def _typed_view(base, ct: ContentType, *, similar: bool = False):
+    """A subclass of `base` bound to one content type, with its exact OpenAPI schema."""
+    item = shapes.item_serializer(ct, with_similarity=similar, many=True)
+    name = f"{ct.label}{'Similar' if similar else 'Recommendations'}Envelope"
+
+    async def get(self, request, *args, **kwargs):
+        return await base.get(self, request, *args, **kwargs)
+
+    get = extend_schema(
+        operation_id=f"{ct.key}_{'similar' if similar else 'recommendations'}",
+        parameters=[CountSerializer] if similar else [CountSerializer, _MODEL_VERSION],
+        responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
+    )(get)
+    return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get})
+
+
+TYPED_RECOMMENDATION_VIEWS = {ct.key: _typed_view(RecommendationsByTypeApi, ct) for ct in CONTENT_TYPES}
+TYPED_SIMILAR_VIEWS = {ct.key: _typed_view(SimilarItemsApi, ct, similar=True) for ct in CONTENT_TYPES}
+
+
+class IsStaff(BasePermission):
+    """Staff as the auth database says now (not as the token said when it was issued)."""
+
+    message = "Only staff can do this."
+
+    def has_permission(self, request, view) -> bool:
+        user_id = getattr(request.user, "id", None)
+        if user_id is None:
+            return False
+        return get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
+
+
+class TrainModelsApi(UserApiView):
+    permission_classes = [IsStaff]
+    initial_in_thread = True  # the staff check reads the database
+
+    @extend_schema(request=None, responses={
+        200: shapes.envelope_serializer("TrainingEnvelope", serializers.DictField(child=serializers.BooleanField())),
+        401: shapes.error_envelope(), 403: shapes.error_envelope(), 409: shapes.error_envelope(),
+        503: shapes.error_envelope()})
+    async def post(self, request):
+        return ok("Model training completed", await recs.training_run())
+
+
+class GuestThrottle(SharedAnonThrottle):
+    scope = "guest"
+
+
+class PublicRecommendationsApi(AnonymousApiView):
+    throttle_classes = [GuestThrottle]
+    initial_in_thread = True
+    allowed_query_params = frozenset({"type", "n"})
+
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "PublicQuery"
+
+        type = serializers.ChoiceField(choices=["all"] + [ct.key for ct in CONTENT_TYPES], default="all")
+        n = serializers.IntegerField(min_value=1, max_value=100, default=10)
+
+    @extend_schema(parameters=[InputSerializer], responses={
+        200: shapes.envelope_serializer("PublicEnvelope", serializers.JSONField()),
+        400: shapes.error_envelope(), 429: shapes.error_envelope(), 503: shapes.error_envelope()})
+    async def get(self, request):
+        data = validated(self.InputSerializer, request.query_params)
+        result = await recs.popular_items_by_type(content_type=data["type"], n=data["n"])
+        return ok("Popular items fetched successfully", result)
+
+
+class SeedBaselineRecommendationsApi(UserApiView):
+    """The seed's per-request design (bench only: mounted when MUSICBUD_BENCH_BASELINE is set)."""
+
+    allowed_query_params = frozenset({"n"})
+
+    @extend_schema(exclude=True)
+    async def get(self, request, type_key: str):
+        from app.services.seed_baseline import recommendations_seed_design
+
+        n = validated(CountSerializer, request.query_params)["n"]
+        data = await recommendations_seed_design(username=request.user.username, content_type=type_key, n=n)
+        return ok(f"{type_key.capitalize()} recommendations fetched successfully", data)
