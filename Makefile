@@ -11,7 +11,7 @@ WORKERS ?= 2
 export OPENBLAS_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean \
+.PHONY: install deps-debian run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean \
 	bench-deps bench-serving bench-training bench-memory
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -25,6 +25,12 @@ neo4j_launcher/target/neo4j-launcher-1.0.jar: neo4j_launcher/pom.xml $(shell fin
 	$(PY) scripts/neo4j_local.py build
 
 install: $(VENV)/.installed neo4j_launcher/target/neo4j-launcher-1.0.jar
+
+# Debian packages of the local servers the tests start (Redis, PostgreSQL, HAProxy, Chromium + chromedriver; wrk is
+# optional): apt-get installs what is missing, which needs root.
+deps-debian: $(VENV)/.installed
+	@$(PY) scripts/local_services.py install all || { echo "make: the Debian packages named above are missing:" \
+		"run 'make deps-debian' as root, or apt-get install them, then run make again" >&2; exit 1; }
 
 neo4j-start: install
 	$(PY) scripts/neo4j_local.py start
@@ -43,9 +49,7 @@ serve:
 	$(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
 		--loop uvloop --http httptools --no-access-log
 
-test: install
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || \
-		echo "wrk could not be installed: the serving smoke test uses its built-in load generator"
+test: install deps-debian
 	$(PY) -m pytest
 
 bench-quality: install
