@@ -27,14 +27,16 @@ experiments; once there are some, pass theirs.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import numbers
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from statistics import NormalDist
+
 from scipy.optimize import brentq
-from scipy.stats import norm
 
 __all__ = [
     "MIXING_VARIANCE",
@@ -63,6 +65,7 @@ MIXING_VARIANCE = 0.02 ** 2  # tau^2 of the mSPRT's normal mixture, on the scale
 Proportion = tuple[int, int]  # (successes, trials): converted users and assigned users of one arm
 
 _SHARE_TOLERANCE = 1e-9
+_NORMAL = NormalDist()  # the stdlib's quantile (Wichura's AS241): exact to ~1e-16 and 100x cheaper than scipy's
 
 
 # --- Assignment ---------------------------------------------------------------------------------------------
@@ -90,6 +93,11 @@ def validate_arms(arms: Sequence[tuple[str, float]]) -> tuple[tuple[str, float],
     return arms
 
 
+@functools.lru_cache(maxsize=256)
+def _validated(arms: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    return validate_arms(arms)  # a refusal raises, and is not cached
+
+
 def assignment_point(*, experiment: str, user: str) -> float:
     """The user's uniform point in [0, 1) for this experiment: the top 53 bits of SHA-256(f"{experiment}\\0{user}")
     (UTF-8) over 2**53.
@@ -105,9 +113,10 @@ def assign_arm(*, experiment: str, user: str, arms: Sequence[tuple[str, float]])
     """The name of the user's arm: the arm whose slice of [0, 1), in the order given and sized by its share,
     holds the user's ``assignment_point``.
 
-    Stable as long as the experiment's name and arms do not change. The shares are checked by ``validate_arms``.
+    Stable as long as the experiment's name and arms do not change. The shares are checked by ``validate_arms``
+    (once per distinct arms list: the answer is cached).
     """
-    arms = validate_arms(arms)
+    arms = _validated(tuple(tuple(arm) for arm in arms))
     point, upper = assignment_point(experiment=experiment, user=user), 0.0
     for name, share in arms:
         upper += share
@@ -121,7 +130,7 @@ def assign_arm(*, experiment: str, user: str, arms: Sequence[tuple[str, float]])
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence={confidence!r}: it must be in (0, 1), e.g. 0.95")
-    return float(norm.ppf(0.5 + confidence / 2.0))
+    return _NORMAL.inv_cdf(0.5 + confidence / 2.0)
 
 
 def _rate(successes: int, trials: int) -> float:
@@ -259,8 +268,8 @@ def fixed_horizon_users_per_arm(*, control_rate: float, treatment_rate: float, a
     if not 0.0 < power < 1.0:
         raise ValueError(f"power={power!r}: it must be in (0, 1), e.g. 0.8")
     mean = (control_rate + treatment_rate) / 2
-    spread = (norm.ppf(1 - alpha / 2) * math.sqrt(2 * mean * (1 - mean))
-              + norm.ppf(power) * math.sqrt(treatment_rate * (1 - treatment_rate) + control_rate * (1 - control_rate)))
+    spread = (_NORMAL.inv_cdf(1 - alpha / 2) * math.sqrt(2 * mean * (1 - mean))
+              + _NORMAL.inv_cdf(power) * math.sqrt(treatment_rate * (1 - treatment_rate) + control_rate * (1 - control_rate)))
     return max(1, math.ceil(spread**2 / (treatment_rate - control_rate) ** 2))
 
 
