@@ -268,8 +268,9 @@ def fixed_horizon_users_per_arm(*, control_rate: float, treatment_rate: float, a
     if not 0.0 < power < 1.0:
         raise ValueError(f"power={power!r}: it must be in (0, 1), e.g. 0.8")
     mean = (control_rate + treatment_rate) / 2
+    each = treatment_rate * (1 - treatment_rate) + control_rate * (1 - control_rate)
     spread = (_NORMAL.inv_cdf(1 - alpha / 2) * math.sqrt(2 * mean * (1 - mean))
-              + _NORMAL.inv_cdf(power) * math.sqrt(treatment_rate * (1 - treatment_rate) + control_rate * (1 - control_rate)))
+              + _NORMAL.inv_cdf(power) * math.sqrt(each))
     return max(1, math.ceil(spread**2 / (treatment_rate - control_rate) ** 2))
 
 

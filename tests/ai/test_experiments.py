@@ -130,7 +130,8 @@ class TestIntervals:
 
     def test_always_valid_interval_matches_the_hand_computation(self):
         # 60/500 vs 40/500: V = (0.12*0.88 + 0.08*0.92)/500 = 0.0003584, τ² = 0.0004, V + τ² = 0.0007584
-        # half = sqrt(V (V+τ²)/τ² * (2 ln 20 + ln((V+τ²)/V))) = sqrt(0.00067953 * (5.991465 + 0.749565)) = 0.067681
+        # half = sqrt(V (V+τ²)/τ² * (2 ln 20 + ln((V+τ²)/V)))
+        #      = sqrt(0.00067953 * (5.991465 + 0.749565)) = 0.067681
         low, high = always_valid_interval((60, 500), (40, 500), alpha=0.05, mixing_variance=0.0004)
         assert low == pytest.approx(0.04 - 0.067681, abs=1e-6) and high == pytest.approx(0.04 + 0.067681, abs=1e-6)
         # wider than the fixed-horizon interval: the price of looking at any time
@@ -147,8 +148,9 @@ class TestPValues:
         assert fixed_horizon_p_value((40, 500), (60, 500)) == pytest.approx(0.035015, abs=1e-6)  # two-sided
 
     def test_mixture_likelihood_ratio_matches_the_hand_computation(self):
-        # same data, τ² = 0.0004: sqrt(0.00036/0.00076) = 0.688247,
-        # exp(0.0004 * 0.04² / (2 * 0.00036 * 0.00076)) = exp(1.1695906) = 3.2206740, Λ = 2.2166198, p = 1/Λ = 0.4511373
+        # same data, τ² = 0.0004: sqrt(0.00036/0.00076) = 0.6882472,
+        # exp(0.0004 * 0.04² / (2 * 0.00036 * 0.00076)) = exp(1.1695906) = 3.2206740,
+        # Λ = 0.6882472 * 3.2206740 = 2.2166198, p = 1/Λ = 0.4511373
         log_ratio = log_mixture_likelihood_ratio(difference=0.04, variance=0.00036, mixing_variance=0.0004)
         assert math.exp(log_ratio) == pytest.approx(2.2166198, abs=1e-6)
         assert always_valid_p_value((60, 500), (40, 500), mixing_variance=0.0004) == pytest.approx(0.4511373, abs=1e-6)
