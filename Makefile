@@ -53,31 +53,31 @@ test: install deps-debian
 	$(PY) -m pytest
 
 bench-quality: install
-	$(PY) bench/quality.py
+	$(PY) -m bench.quality
 
 # Performance benchmarks (bench/harness.py starts their own Neo4j and server; seeded graphs cached in var/bench/).
 bench-deps:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 bench-serving: install bench-deps
-	$(PY) bench/serving.py
+	$(PY) -m bench.serving
 
 bench-training: install
-	$(PY) bench/training.py
+	$(PY) -m bench.training
 
 bench-memory: install
-	$(PY) bench/memory.py
+	$(PY) -m bench.memory
 
 bench-smoke: install bench-deps
-	$(PY) bench/training.py --smoke
-	$(PY) bench/serving.py --smoke
-	$(PY) bench/memory.py --smoke
+	$(PY) -m bench.training --smoke
+	$(PY) -m bench.serving --smoke
+	$(PY) -m bench.memory --smoke
 
 bench: install bench-deps
-	$(PY) bench/quality.py
-	$(PY) bench/training.py
-	$(PY) bench/serving.py
-	$(PY) bench/memory.py
+	$(PY) -m bench.quality
+	$(PY) -m bench.training
+	$(PY) -m bench.serving
+	$(PY) -m bench.memory
 
 clean:
 	rm -rf $(VENV) neo4j_launcher/target

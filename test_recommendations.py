@@ -23,6 +23,9 @@ def main() -> int:
     import django
 
     django.setup()
+    import orjson
+    from asgiref.sync import async_to_sync
+
     from app.content_types import CONTENT_TYPES, content_type
     from app.errors import ApplicationError
     from app.services import recommendation_data_service as data
@@ -82,7 +85,8 @@ def main() -> int:
             username = directory.get(uid, {}).get("username") or uid
             history = data.user_history(content_type=ct, user_uid=uid)[:5]
             t0 = time.perf_counter()
-            recs = recommendations_for_user(username=username, content_type=ct.key, n=args.n)
+            recs = orjson.loads(async_to_sync(recommendations_for_user)(
+                username=username, content_type=ct.key, n=args.n).json.text)
             ms = (time.perf_counter() - t0) * 1000
             print(f"\n{username} ({model.matrix[model.user_map[uid]].nnz} {ct.key}); recommended in {ms:.1f} ms")
             print("  history:     " + "; ".join(str((model.items.get(i) or {}).get(title, i)) for i in history))

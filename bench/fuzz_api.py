@@ -3,10 +3,10 @@ a real Neo4j), with a valid user's token: every generated request must get an an
 and that is valid against the schema (status code, content type, headers, body), invalid input must be refused
 and valid input accepted (schemathesis `--checks all`).
 
-    python bench/fuzz_api.py                  # a throwaway Neo4j of its own; 100 examples per operation and
+    python -m bench.fuzz_api                  # a throwaway Neo4j of its own; 100 examples per operation and
                                               # every phase (coverage, fuzzing, stateful): about 3,000 cases
-    python bench/fuzz_api.py --smoke          # coverage + fuzzing, 3 examples per operation: ~600 cases, seconds
-    python bench/fuzz_api.py --bolt-url bolt://127.0.0.1:7687 --neo4j-password ...   # use that Neo4j instead
+    python -m bench.fuzz_api --smoke          # coverage + fuzzing, 3 examples per operation: ~600 cases, seconds
+    python -m bench.fuzz_api --bolt-url bolt://127.0.0.1:7687 --neo4j-password ...   # use that Neo4j instead
                                               # (its graph is REPLACED by the demo graph)
 
 Writes bench/results/fuzz_api.json (fuzz_api-smoke.json for --smoke); exits 1 when anything failed. The throttles
@@ -24,10 +24,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from bench.harness import result_write, table  # noqa: E402
-import live_stack  # noqa: E402
+from scripts import live_stack  # noqa: E402
 
 ST = str(Path(sys.executable).with_name("st"))
 DEMO = dict(seed=11, users=60, items_per_type=40, interactions_per_user=12)

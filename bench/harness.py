@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-import neo4j_local  # noqa: E402
+from scripts import neo4j_local  # noqa: E402
 
 from app.content_types import CONTENT_TYPES  # noqa: E402  (a plain table: no Django needed)
 
@@ -415,7 +414,7 @@ class Server:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python bench/harness.py SIZE...: seed (and cache) those demo graphs and train their models ahead of time."""
+    """python -m bench.harness SIZE...: seed (and cache) those demo graphs and train their models ahead of time."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)

@@ -9,9 +9,9 @@ the new versions up from the model directory). Every answer must be a 200 from o
   * between trainings new items (and edges to them) are added to the graph, so consecutive versions rank
     differently: the table says how many answers only their own version could have produced.
 
-    python bench/load_during_training.py               # 10,000 requests, 32 connections, a throwaway Neo4j
-    python bench/load_during_training.py --smoke       # 400 requests, 8 connections, one training (CI)
-    python bench/load_during_training.py --bolt-url bolt://127.0.0.1:7687 --neo4j-password ...
+    python -m bench.load_during_training               # 10,000 requests, 32 connections, a throwaway Neo4j
+    python -m bench.load_during_training --smoke       # 400 requests, 8 connections, one training (CI)
+    python -m bench.load_during_training --bolt-url bolt://127.0.0.1:7687 --neo4j-password ...
                                                        # use that Neo4j instead (its graph is REPLACED)
 
 Writes bench/results/load_during_training.json (-smoke.json for --smoke); exits 1 unless there were no errors, no
@@ -32,12 +32,11 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from ai.model_store import current_version, load_model  # noqa: E402
 from app.content_types import CONTENT_TYPES  # noqa: E402
 from bench.harness import result_write, table  # noqa: E402
-import live_stack  # noqa: E402
+from scripts import live_stack  # noqa: E402
 
 FULL = dict(requests=10_000, connections=32, seed=dict(seed=42, users=500, items_per_type=400,
                                                          interactions_per_user=30))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Resident memory of one API worker with every content type's model (and the joint taste model) loaded.
 
-    python bench/memory.py               # 1M interactions (50k users, 20k items per type)
-    python bench/memory.py --smoke       # tiny graph (CI): bench/results/memory-smoke.json
+    python -m bench.memory               # 1M interactions (50k users, 20k items per type)
+    python -m bench.memory --smoke       # tiny graph (CI): bench/results/memory-smoke.json
 
 Serves the API as `make run` does (bench/harness.py), measures each worker idle, then loads every model in
 every worker (GET /v1/recommendations/ from several connections, then every type and its similar items) and
@@ -18,8 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, SIZES, BenchStack, machine, result_write, table  # noqa: E402
+from bench.harness import ROOT, SIZES, BenchStack, machine, result_write, table  # noqa: E402
 
 from app.services.answer_cache import DEFAULT_MAX_MB  # noqa: E402  (no Django needed)
 
@@ -42,7 +41,7 @@ def models_load(server, token: str, *, seconds: float, smoke: bool) -> None:
     """Every model into every worker: the all-types endpoint from 8 connections (spread over the workers),
     then each type and one similar-items call per type."""
     from app.content_types import CONTENT_TYPES
-    from serving import ENDPOINTS, load_generator
+    from bench.serving import ENDPOINTS, load_generator
 
     load = load_generator(smoke)[0]
     load(server.url + ENDPOINTS["all"], token, connections=8, seconds=seconds)
@@ -58,7 +57,7 @@ def many_users_serve(stack, server, *, seconds: float, smoke: bool) -> int:
     """GET /v1/recommendations/movies/ as a different user each time (bench/wrk_many_users.lua) for `seconds`:
     at the default 8 MB a worker's answer cache holds ~1,000 of these answers, fewer than are asked. Returns
     how many requests were served."""
-    from serving import MANY_USERS, ENDPOINTS, load_generator
+    from bench.serving import MANY_USERS, ENDPOINTS, load_generator
 
     tokens = stack.tokens_of_many_users(MANY_USERS)
     result = load_generator(smoke)[0](server.url + ENDPOINTS["movies_many_users"], tokens, connections=8,

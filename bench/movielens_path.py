@@ -2,7 +2,7 @@
 """The real path once, timed: ml-latest-small imported into a throwaway Neo4j -> extraction -> training ->
 held-out metrics -> a recommendation served from the saved model.
 
-    python bench/movielens_path.py [--data ../shared/data/movielens-latest-small]
+    python -m bench.movielens_path [--data ../shared/data/movielens-latest-small]
 
 Prints each step's time and the metrics, and writes bench/results/movielens_path.json. Exits 0 with
 "skipped" when the data is absent (its terms forbid copying it into the repo).
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 
 def main() -> int:
@@ -26,12 +25,15 @@ def main() -> int:
     if not (args.data / "ratings.csv").exists():
         print(f"skipped: data not found at {args.data}")
         return 0
-    from harness import neo4j_in_process
+    from bench.harness import neo4j_in_process
 
     with neo4j_in_process("musicbud-bench-ml-"):
         import django
 
         django.setup()
+        import orjson
+        from asgiref.sync import async_to_sync
+
         from app.content_types import BY_KEY
         from app.importers.common import parsed_import_write
         from app.importers.movielens import movielens_latest_parse
@@ -55,12 +57,13 @@ def main() -> int:
         timings, metrics, counts = model.manifest["timings"], model.manifest["metrics"], model.manifest["counts"]
         steps.update({f"{k}": v for k, v in timings.items()})
         steps["extract_edges_per_second"] = counts["interactions"] / timings["extract_seconds"]
+        ask = async_to_sync(recommendations_for_user)
         t0 = time.perf_counter()
-        recs = recommendations_for_user(username="ml_1", content_type="movies", n=10)
+        recs = orjson.loads(ask(username="ml_1", content_type="movies", n=10).json.text)
         steps["first_request_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
         for _ in range(100):
-            recommendations_for_user(username="ml_1", content_type="movies", n=10)
+            ask(username="ml_1", content_type="movies", n=10)
         steps["request_ms_mean_of_100"] = (time.perf_counter() - t0) * 10
     result = {"counts": counts, "steps": {k: round(v, 3) for k, v in steps.items()}, "metrics": metrics,
               "sample_user_ml_1": [r["title"] for r in recs]}

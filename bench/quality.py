@@ -5,10 +5,10 @@ split (seed 42), top 10 over all items the user has not rated in train, P/R/NDCG
 Recommenders defines them, AUC per user. Models: most popular items; LightFM with the seed's parameters;
 LightFM with the service defaults (ai.recommendation_engine.SERVICE_DEFAULTS).
 
-    python bench/quality.py                 # ml-100k from ../shared/data; writes bench/results/quality.json
-    python bench/quality.py --data DIR      # a directory holding u.data (or the file itself)
-    python bench/quality.py --tune          # rerun the validation search that chose SERVICE_DEFAULTS
-    python bench/quality.py --smoke         # tiny synthetic data, seconds (CI): bench/results/quality-smoke.json
+    python -m bench.quality                 # ml-100k from ../shared/data; writes bench/results/quality.json
+    python -m bench.quality --data DIR      # a directory holding u.data (or the file itself)
+    python -m bench.quality --tune          # rerun the validation search that chose SERVICE_DEFAULTS
+    python -m bench.quality --smoke         # tiny synthetic data, seconds (CI): bench/results/quality-smoke.json
 
 --tune never looks at the test part: it splits the TRAIN part again (per user, 75/25) and scores a
 small grid on that validation split, within --tune-budget seconds (about 2.5 minutes on 2 cores).
@@ -33,7 +33,6 @@ import numpy as np
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from ai.evaluation import evaluate, train_test_split_per_user  # noqa: E402
 from ai.recommendation_engine import (  # noqa: E402

@@ -2,9 +2,9 @@
 """Serving under HTTP load: latency and throughput of the recommendation endpoints, next to a trivial
 authenticated endpoint on the same server and to the seed's design, in one run.
 
-    python bench/serving.py                  # 1M interactions (50k users, 20k items per type), 10 s per point
-    python bench/serving.py --size 100k --duration 5
-    python bench/serving.py --smoke          # tiny graph, 1 s per point (CI): bench/results/serving-smoke.json
+    python -m bench.serving                  # 1M interactions (50k users, 20k items per type), 10 s per point
+    python -m bench.serving --size 100k --duration 5
+    python -m bench.serving --smoke          # tiny graph, 1 s per point (CI): bench/results/serving-smoke.json
 
 The harness (bench/harness.py) starts a throwaway Neo4j with the demo graph (cached under var/bench/),
 trains the models if none are saved for that graph, and serves the API exactly as `make run` does (uvicorn,
@@ -27,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, SIZES, WORKERS, BenchError, BenchStack, machine, result_write, table  # noqa: E402
+from bench.harness import ROOT, SIZES, WORKERS, BenchError, BenchStack, machine, result_write, table  # noqa: E402
 
 ENDPOINTS = {
     "ping": "/v1/ping/",
@@ -217,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                         position += result["requests"] + connections if many else 0
                         rounds[name][connections].append(result)
             load_seconds = time.perf_counter() - started
-            from memory import workers_memory
+            from bench.memory import workers_memory
 
             workers = workers_memory(server)
         seed_info = stack.seed_info

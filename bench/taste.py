@@ -2,8 +2,8 @@
 """Buds and cross-domain on the synthetic demo graph: do users of one taste find each other, and does the
 joint taste model recommend movies to users with no movie history better than popularity does?
 
-    python bench/taste.py            # 3,000 users, 300 items per type, ~30 interactions each
-    python bench/taste.py --smoke    # tiny, seconds (CI)
+    python -m bench.taste            # 3,000 users, 300 items per type, ~30 interactions each
+    python -m bench.taste --smoke    # tiny, seconds (CI)
 
 It starts a throwaway Neo4j, seeds it with `seed_demo`'s generator (whose users carry the latent taste
 cluster they were generated from, ParentUser.demo_taste), trains every model as the service does, and
@@ -25,7 +25,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 
 def main() -> int:
@@ -40,7 +39,7 @@ def main() -> int:
     if args.smoke:
         args.users, args.items, args.per_user, args.sample = 200, 60, 20, 50
 
-    from harness import neo4j_in_process
+    from bench.harness import neo4j_in_process
 
     with neo4j_in_process("musicbud-bench-taste-") as tmp:
         return run(args, tmp)
@@ -58,7 +57,7 @@ def run(args, tmp: Path) -> int:
     from app.services.demo_data import demo_seed
     from app.services.graph_schema import constraints_install
     from app.services.model_registry import registry
-    from app.services.recommendation_service import _taste_profiles, models_train
+    from app.services.recommendation_service import models_train
     from app.services.training import taste_model_train
 
     constraints_install()
@@ -75,7 +74,7 @@ def run(args, tmp: Path) -> int:
 
     # --- buds: same-cluster share of the top 10, against random ---
     rng = np.random.default_rng(args.seed)
-    profiles, user_ids = _taste_profiles(taste)
+    profiles, user_ids = taste.profiles, taste.user_ids
     known = np.array([i for i, u in enumerate(user_ids) if u in clusters])
     cluster_of = np.array([clusters.get(u, -1) for u in user_ids])
     sizes = {c: int((cluster_of[known] == c).sum()) for c in set(cluster_of[known].tolist())}

@@ -2,9 +2,9 @@
 """Training from the graph: seconds to extract (and edges/s), to fit, to save, and the training process's peak
 memory, at 100k and 1M interactions of the demo graph.
 
-    python bench/training.py                  # 100k and 1M interactions (the demo graphs of bench/harness.py)
-    python bench/training.py --sizes 1m
-    python bench/training.py --smoke          # a tiny graph (CI): bench/results/training-smoke.json
+    python -m bench.training                  # 100k and 1M interactions (the demo graphs of bench/harness.py)
+    python -m bench.training --sizes 1m
+    python -m bench.training --smoke          # a tiny graph (CI): bench/results/training-smoke.json
 
 For each size the harness starts a throwaway Neo4j with the seeded demo graph (cached under var/bench/),
 extracts every type once (a fresh Neo4j reads its pages from disk and plans each query the first time; a
@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import PYTHON, ROOT, SIZES, BenchStack, machine, result_write, run_measured, table  # noqa: E402
+from bench.harness import PYTHON, ROOT, SIZES, BenchStack, machine, result_write, run_measured, table  # noqa: E402
 
 TARGET_SECONDS_1M = 60.0  # extract + fit + save at 1M interactions, at most
 TARGET_EDGES_PER_SECOND = 200_000.0  # extraction, at least
@@ -34,7 +33,6 @@ PHASES = ("extract_seconds", "fit_seconds", "refit_seconds", "evaluate_seconds",
 def _django() -> None:
     import django
 
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "musicbud.settings")
     django.setup()
 
@@ -74,10 +72,10 @@ def child() -> int:
 
 
 def measure(stack: BenchStack) -> dict:
-    warm = run_measured([PYTHON, __file__, "--warm-child"], env=stack.env())[2]
+    warm = run_measured([PYTHON, "-m", "bench.training", "--warm-child"], env=stack.env())[2]
     cold = json.loads(next(ln for ln in warm.splitlines() if ln.startswith("WARM_JSON ")).removeprefix("WARM_JSON "))
     with tempfile.TemporaryDirectory(prefix="musicbud-bench-models-") as models_dir:
-        seconds, peak_mb, out = run_measured([PYTHON, __file__, "--child"],
+        seconds, peak_mb, out = run_measured([PYTHON, "-m", "bench.training", "--child"],
                                              env=stack.env(MUSICBUD_MODEL_DIR=models_dir))
     line = next(ln for ln in out.splitlines() if ln.startswith("TRAINING_JSON "))
     report = json.loads(line.removeprefix("TRAINING_JSON "))

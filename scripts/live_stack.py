@@ -9,7 +9,7 @@ client. Nothing here mocks anything: the server is `uvicorn musicbud.asgi:applic
     ...
     server.stop()
 
-`prepare` runs in a subprocess with that environment (this file with `prepare` as argument), so the caller's
+`prepare` runs in a subprocess with that environment (`python -m scripts.live_stack prepare ...`), so the caller's
 own Django settings (a test session's) are left alone. The logins it creates are `admin` (staff) and `demo`;
 their passwords are in the returned dict, with an access token of each.
 """
@@ -32,10 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 UVICORN = str(Path(PYTHON).with_name("uvicorn"))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-import neo4j_local  # noqa: E402
-from neo4j_local import free_port  # noqa: E402
+from scripts import neo4j_local  # noqa: E402
+from scripts.neo4j_local import free_port  # noqa: E402
 
 ADMIN, USER = "admin", "demo"
 
@@ -68,7 +67,7 @@ def stack_env(*, tmp: Path, bolt_url: str, neo4j_password: str, secret_key: str 
 def prepare(env: dict[str, str], *, seed: dict | None = None, train: bool = False, timeout: float = 600) -> dict:
     """Migrate the auth database and create the logins; with `seed`, replace the graph by a demo graph of those
     arguments (seed_demo's); with `train`, train every model. Returns {"users": {name: {id, password, token}}}."""
-    args = [PYTHON, str(Path(__file__).resolve()), "prepare", json.dumps({"seed": seed, "train": train})]
+    args = [PYTHON, "-m", "scripts.live_stack", "prepare", json.dumps({"seed": seed, "train": train})]
     result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise RuntimeError(f"preparing the stack failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
@@ -241,7 +240,6 @@ def running_stack(*, tmp: Path, seed: dict, bolt_url: str | None = None, neo4j_p
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["prepare"]:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(_prepare_here(json.loads(sys.argv[2]))))
     else:
         sys.exit(f"usage: {sys.argv[0]} prepare '{{\"seed\": {{...}}, \"train\": true}}'")

@@ -7,7 +7,7 @@ Usage:
     python scripts/local_services.py install all        # apt-get what is missing (as root); wrk is optional
     python scripts/local_services.py install redis      # or postgres, haproxy, chromium, wrk
 
-    from local_services import free_port, redis_start, postgres_start, haproxy_start, chromium_webdriver
+    from scripts.local_services import free_port, redis_start, postgres_start, haproxy_start, chromium_webdriver
     redis = redis_start(data_dir=tmp / "redis", port=free_port(), password=pw)          # redis.url
     pg = postgres_start(data_dir=tmp / "pg", port=free_port(), password=pw)             # pg.url
     lb = haproxy_start(config_dir=tmp / "lb", port=free_port(), backends=[("127.0.0.1", 8001), ...])

@@ -15,8 +15,7 @@ SHARED_DATA = Path(os.environ.get("MUSICBUD_SHARED_DATA", ROOT.parent / "shared"
 # tests/settings.py (loaded first, by pytest-django) chose the run's temporary directory
 _TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="musicbud-tests-")))
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import neo4j_local  # noqa: E402
+from scripts import neo4j_local  # noqa: E402
 
 
 @pytest.fixture(scope="session")

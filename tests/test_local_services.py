@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import local_services as ls  # noqa: E402
+from scripts import local_services as ls  # noqa: E402
 
 
 def test_free_port_is_loopback_and_free():

@@ -33,7 +33,7 @@ def test_it_listens_on_loopback_only(neo4j_server):
 
 
 def test_it_stops_cleanly_on_sigterm(tmp_path):
-    import neo4j_local
+    from scripts import neo4j_local
 
     instance = neo4j_local.start(data_dir=tmp_path / "db", port=neo4j_local.free_port(), password="another-pass-123",
                                  heap="512m")

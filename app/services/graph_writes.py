@@ -27,6 +27,8 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import neo4j.time
+
 from app import graph
 from app.content_types import ACCOUNT_LABELS, USER_KEY, USER_LABEL, ContentType
 
@@ -64,7 +66,7 @@ def _epoch_seconds(value: Any) -> int | None:
         raise GraphWriteError(f"created_at {value!r} is neither a datetime nor epoch seconds")
     if isinstance(value, (int, float)):
         return int(value)
-    if hasattr(value, "to_native"):  # neo4j.time.DateTime read back from the graph
+    if isinstance(value, neo4j.time.DateTime):  # read back from the graph
         return _epoch_seconds(value.to_native())
     raise GraphWriteError(f"created_at {value!r} is neither a datetime nor epoch seconds")
 

@@ -89,7 +89,7 @@ class ModelRegistry:
     def _refresh(self, model_key: str) -> None:
         try:
             version = current_version(self.model_dir, model_key)
-        except Exception as exc:  # an unreadable manifest is treated like a corrupt model
+        except (ModelIntegrityError, OSError) as exc:  # an unreadable manifest is treated like a corrupt model
             logger.warning("Manifest of %s model unreadable (%s); keeping what is served", model_key, exc)
             return
         if version is None or version == self._versions.get(model_key) or version == self._refused.get(model_key):

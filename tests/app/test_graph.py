@@ -16,7 +16,7 @@ pytestmark = pytest.mark.neo4j
 @pytest.fixture
 def dead_neo4j(settings):
     """Settings pointed at a loopback port where nothing listens."""
-    import neo4j_local
+    from scripts import neo4j_local
 
     settings.NEO4J_BOLT_URL = f"bolt://127.0.0.1:{neo4j_local.free_port()}"
     graph.close()

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def run_bench(name: str, out: Path) -> dict:
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"bench.{name}")
     assert module.main(["--smoke", "--out", str(out)]) == 0
     return json.loads(out.read_text())
 
@@ -31,7 +30,7 @@ def assert_common(report: dict, name: str) -> None:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, dict]:
     """Each benchmark's main(), in this process, inside one stack of the smoke size: they share its Neo4j."""
-    from harness import SIZES, BenchStack
+    from bench.harness import SIZES, BenchStack
 
     out = tmp_path_factory.mktemp("bench")
     with BenchStack(SIZES["smoke"], quiet=True):

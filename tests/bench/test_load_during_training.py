@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
 
 def test_the_smoke_run_swaps_models_under_load_without_an_error(neo4j, tmp_path):
     out = tmp_path / "load.json"
-    run = subprocess.run([sys.executable, "bench/load_during_training.py", "--smoke", "--bolt-url", neo4j.bolt_url,
+    run = subprocess.run([sys.executable, "-m", "bench.load_during_training", "--smoke", "--bolt-url", neo4j.bolt_url,
                           "--neo4j-password", neo4j.password, "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from django.conf import settings
 
-import live_stack
+from scripts import live_stack
 
 STACK_DEMO = dict(seed=11, users=60, items_per_type=40, interactions_per_user=12)
 

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-import live_stack
+from scripts import live_stack
 from ai.model_store import current_version, load_model, read_manifest, save_model
 from ai.trained_model import TrainedModel
 from app.content_types import CONTENT_TYPES

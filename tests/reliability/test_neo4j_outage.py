@@ -12,8 +12,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-import live_stack
-import neo4j_local
+from scripts import live_stack
+from scripts import neo4j_local
 from tests.reliability.conftest import bearer, wait_until
 
 pytestmark = [pytest.mark.neo4j, pytest.mark.slow]
