@@ -231,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     checked = targets(results)
     ratios = {f"{name}_rps_vs_ping_at_{c}": round(results[name][c]["rps"] / results["ping"][c]["rps"], 3)
               for name in ("movies", "movies_many_users", "all", "seed_baseline") for c in CONNECTIONS}
-    speedups = {f"movies_vs_seed_{metric}_at_{c}": round(
-        results["seed_baseline"][c][metric] / results["movies"][c][metric] if metric != "rps"
-        else results["movies"][c]["rps"] / results["seed_baseline"][c]["rps"], 1)
+    def ratio(a: float, b: float) -> float | None:  # None: the seed's design answered nothing in the time
+        return round(a / b, 1) if b else None
+
+    speedups = {f"movies_vs_seed_{metric}_at_{c}": (
+        ratio(results["seed_baseline"][c][metric], results["movies"][c][metric]) if metric != "rps"
+        else ratio(results["movies"][c]["rps"], results["seed_baseline"][c]["rps"]))
         for c in CONNECTIONS for metric in ("p50_ms", "rps")}
     after = machine()
     payload = {
