@@ -24,6 +24,15 @@ _PROPERTY_FIELDS = {
     "duration_ms": lambda: serializers.IntegerField(allow_null=True),
     "popularity": lambda: serializers.IntegerField(allow_null=True),
     "release_year": lambda: serializers.IntegerField(allow_null=True),
+    "release_date": lambda: serializers.CharField(allow_null=True),
+    "status": lambda: serializers.CharField(allow_null=True),
+    "artist": lambda: serializers.CharField(allow_null=True),
+    "spotify_id": lambda: serializers.CharField(allow_null=True),
+    "main_picture": lambda: inline_serializer(name="MainPicture", many=True, fields={
+        "medium": serializers.CharField(allow_null=True), "large": serializers.CharField(allow_null=True)}),
+    "images": lambda: inline_serializer(name="Image", many=True, fields={
+        "url": serializers.CharField(allow_null=True), "height": serializers.IntegerField(allow_null=True),
+        "width": serializers.IntegerField(allow_null=True)}),
 }
 
 

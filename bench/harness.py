@@ -59,7 +59,10 @@ class GraphSize:
 
     @property
     def key(self) -> str:
-        return f"u{self.users}-i{self.items_per_type}-ipu{self.interactions_per_user:g}-s{self.seed}-{UNTIL}"
+        from app.services.demo_data import DEMO_FORMAT  # what the same arguments write changes with it
+
+        return (f"u{self.users}-i{self.items_per_type}-ipu{self.interactions_per_user:g}-s{self.seed}-{UNTIL}"
+                f"-f{DEMO_FORMAT}")
 
     @property
     def interactions(self) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from ai.model_store import current_version, load_model  # noqa: E402
-from app.content_types import CONTENT_TYPES  # noqa: E402
+from app.content_types import CONTENT_TYPES, account_pattern  # noqa: E402
 from bench.harness import result_write, table  # noqa: E402
 from scripts import live_stack  # noqa: E402
 
@@ -81,7 +81,7 @@ def _grow_graph(round_: int, rng: random.Random) -> int:
     edges = 0
     for ct in CONTENT_TYPES:
         uids = [r["uid"] for r in graph.query(
-            f"MATCH (u:ParentUser)-[:{ct.account_rel}]->(:{ct.account_label}) RETURN u.uid AS uid ORDER BY uid")]
+            f"MATCH {account_pattern(ct)} RETURN DISTINCT u.uid AS uid ORDER BY uid")]
         ids = [(9_000_000 + round_ * 100 + j) if ct.id_is_int else f"bench-{round_}-{j}" for j in range(NEW_ITEMS)]
         items_upsert(content_type=ct, rows=[{ct.id_property: i, ct.title_property: f"New {ct.label} {i}"}
                                             for i in ids])

@@ -189,7 +189,7 @@ def mal_parse(*, anime: Sequence[Path], ratings: Path | None = None) -> ParsedIm
             f"skipped {skipped:,} of {len(items):,} rated (user, anime) pairs: {len(np.unique(items[~known])):,} "
             f"anime ids are in none of the catalogues given")
     users, items, scores = users[known], items[known], scores[known]
-    parsed.users = [{"uid": f"mal-{u}", "username": f"mal_{u}", "accounts": [ANIME.account_label]}
+    parsed.users = [{"uid": f"mal-{u}", "username": f"mal_{u}", "accounts": {ANIME.account.label: int(u)}}
                     for u in np.unique(users).tolist()]
     parsed.interactions = _anime_interactions(users, items, scores)
     parsed.interaction_count = len(users)

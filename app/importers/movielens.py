@@ -62,7 +62,7 @@ def movie_title_split(raw: str) -> tuple[str, int | None]:
 def _user_rows(prefix: str, first_seen: dict[int, int]) -> list[dict]:
     uname = prefix.replace("-", "_")
     return [
-        {"uid": f"{prefix}{user}", "username": f"{uname}{user}", "accounts": [MOVIES.account_label],
+        {"uid": f"{prefix}{user}", "username": f"{uname}{user}", "accounts": [MOVIES.account.label],
          "created_at": first_seen[user]}
         for user in sorted(first_seen)
     ]

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from app import graph
 from app.content_types import CONTENT_TYPES, ContentType
-from app.services.graph_writes import interactions_upsert, items_upsert, users_upsert
+from app.services.graph_writes import interactions_upsert, item_links_upsert, items_upsert, users_upsert
 
 CLUSTERS = 8
 IN_CLUSTER = 0.75  # share of a user's picks drawn from their cluster's items
@@ -50,6 +50,13 @@ MISSING_DOMAIN_SHARE = 0.15
 UNSCORED_SHARE = 0.2
 HISTORY_DAYS = 730
 ID_BASE_MAL = 9_000_000
+# Bumped whenever the same arguments would write another graph (bench/harness.py keys its cached graphs by it).
+# 2: MusicBud's own shape: account keys and labels, tracks PERFORMED_BY artists and BELONGS_TO albums, albums
+# CREATED_BY artists with a release_date, music through Spotify, Last.fm and YouTube Music accounts, RATED movies.
+DEMO_FORMAT = 2
+# How users with music reach it: Spotify only, Spotify and Last.fm (one history over both), YouTube Music only.
+MUSIC_ACCOUNTS = (("SpotifyUser",), ("SpotifyUser", "LastfmUser"), ("YtmusicUser",))
+MUSIC_ACCOUNTS_P = (0.7, 0.15, 0.15)
 
 # The taste clusters: preferred genres per domain (movie genres are MovieLens', anime/manga MAL's).
 THEMES: tuple[dict[str, tuple[str, ...]], ...] = (
@@ -146,6 +153,7 @@ class DemoGraph:
     items: dict[str, list[dict]]  # content type key -> items_upsert rows
     users: list[dict]  # users_upsert rows
     interactions: dict[str, list[dict]]  # content type key -> interactions_upsert rows
+    links: list[tuple[str, str, str, list[dict]]] = field(default_factory=list)  # (type, rel, target type, rows)
     seconds: float = 0.0
 
     @property
@@ -278,9 +286,13 @@ class _Sampler:
 
 
 # ---------------------------------------------------------------------------------------------- items
-def _items(rng: np.random.Generator, m: int) -> tuple[dict[str, list[dict]], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Items of every content type, and (clusters, popularity weights) per type for the interactions."""
+def _items(rng: np.random.Generator, m: int) -> tuple[dict[str, list[dict]], dict[str, tuple[np.ndarray, np.ndarray]],
+                                                     list[tuple[str, str, str, list[dict]]]]:
+    """Items of every content type, (clusters, popularity weights) per type for the interactions, and the
+    links between items (tracks -> artists and albums, albums -> artists)."""
     rows: dict[str, list[dict]] = {}
+    links: list[tuple[str, str, str, list[dict]]] = []
+    album_artist: list[int] = []
     meta: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     by_key = {ct.key: ct for ct in CONTENT_TYPES}
     order = ["genres", "artists", "albums", "tracks", "movies", "anime", "manga"]  # music refers to itself
@@ -336,20 +348,26 @@ def _items(rng: np.random.Generator, m: int) -> tuple[dict[str, list[dict]], dic
             artist = _Sampler(a_clusters, a_weights).draw(rng, clusters, np.ones(m, dtype=bool)).tolist()
             names = _titles(rng, m, ("{a} {n}s", "The {n} Sessions", "{n} & {n2}", "{a} {n}", "Songs from the {n}"))
             years = np.clip(np.rint(2025 - rng.exponential(12, m)), 1960, 2025).astype(int).tolist()
-            rows[key] = [{"uid": ids[j], "name": names[j], "artists": [rows["artists"][artist[j]]["name"]],
-                          "release_year": years[j]} for j in range(m)]
+            rows[key] = [{"uid": ids[j], "name": names[j], "release_date": str(years[j])} for j in range(m)]
+            links.append((key, "CREATED_BY", "artists", [{"item_id": ids[j], "target_id": rows["artists"][artist[j]]["uid"]}
+                                                         for j in range(m)]))
+            album_artist = artist
         elif key == "tracks":
             b_clusters, b_weights = meta["albums"]
             album = _Sampler(b_clusters, b_weights).draw(rng, clusters, np.ones(m, dtype=bool)).tolist()
             names = _titles(rng, m, ("{a} {n}", "{n}", "{a} Love", "Into the {n}", "{n} ({a} Mix)", "{a} Heart"))
             durations = np.clip(np.rint(rng.normal(215_000, 50_000, m)), 90_000, 600_000).astype(int).tolist()
-            rows[key] = [{"uid": ids[j], "name": names[j], "artists": list(rows["albums"][album[j]]["artists"]),
-                          "album": rows["albums"][album[j]]["name"], "duration_ms": durations[j],
+            rows[key] = [{"uid": ids[j], "name": names[j], "duration_ms": durations[j],
                           "popularity": int(popularity[j])} for j in range(m)]
+            links.append((key, "PERFORMED_BY", "artists",
+                          [{"item_id": ids[j], "target_id": rows["artists"][album_artist[album[j]]]["uid"]}
+                           for j in range(m)]))
+            links.append((key, "BELONGS_TO", "albums", [{"item_id": ids[j], "target_id": rows["albums"][album[j]]["uid"]}
+                                                        for j in range(m)]))
         else:  # a content type added to the table later: key and a name, so it still gets items and edges
             names = _titles(rng, m, ("The {a} {n}",))
             rows[key] = [{ct.id_property: ids[j], ct.title_property: names[j]} for j in range(m)]
-    return {ct.key: rows[ct.key] for ct in CONTENT_TYPES}, meta
+    return {ct.key: rows[ct.key] for ct in CONTENT_TYPES}, meta, links
 
 
 # ---------------------------------------------------------------------------------------------- users
@@ -387,15 +405,16 @@ def _named_counts(named: list[NamedUser], per_user: float) -> dict[str, np.ndarr
 def _rel_probabilities(ct: ContentType) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(rel types, P(rel | item in the user's cluster), P(rel | not)) from the table's weights."""
     rels = list(ct.edges)
-    w = np.array([5.0 if ct.edges[r] is None else float(ct.edges[r]) for r in rels])
+    w = np.array([float(ct.edges[r].weight) for r in rels])
     p_in, p_out = w ** 2, 1.0 / w
     return rels, p_in / p_in.sum(), p_out / p_out.sum()
 
 
 def _interactions(rng: np.random.Generator, ct: ContentType, counts: np.ndarray, user_clusters: np.ndarray,
                   user_uids: list[str], joined: np.ndarray, until: int, sampler: _Sampler,
-                  item_ids: list) -> list[dict]:
-    """Exactly counts[u] distinct items per user where the catalogue allows (oversample, dedupe, trim)."""
+                  item_ids: list, user_accounts: list[tuple[str, ...]] | None = None) -> list[dict]:
+    """Exactly counts[u] distinct items per user where the catalogue allows (oversample, dedupe, trim). With
+    user_accounts (music), each edge comes from one of the user's accounts (the first 60% of the time)."""
     draws = np.where(counts > 0, np.ceil(counts * 1.5).astype(np.int64) + 2, 0)
     users = np.repeat(np.arange(len(counts)), draws)
     in_cluster = rng.random(len(users)) < IN_CLUSTER
@@ -418,13 +437,17 @@ def _interactions(rng: np.random.Generator, ct: ContentType, counts: np.ndarray,
     stamps = joined[users] + (rng.random(k) * (until - joined[users])).astype(np.int64)
     scores = np.clip(np.rint(np.where(match, rng.normal(8.2, 1.0, k), rng.normal(5.8, 1.6, k))), 1, 10)
     unscored = rng.random(k) < UNSCORED_SHARE
-    scored_rel = [ct.edges[r] is None for r in rels]
+    scored_rel = [ct.edges[r].edge_property is not None for r in rels]  # the edge stores the user's score
+    second = (rng.random(k) < 0.4).tolist() if user_accounts is not None else [False] * k
     out = []
-    for u, i, r, t, s, no_score in zip(users.tolist(), items.tolist(), rel_idx.tolist(), stamps.tolist(),
-                                       scores.tolist(), unscored.tolist()):
+    for u, i, r, t, s, no_score, other in zip(users.tolist(), items.tolist(), rel_idx.tolist(), stamps.tolist(),
+                                              scores.tolist(), unscored.tolist(), second):
         row = {"user_uid": user_uids[u], "item_id": item_ids[i], "rel": rels[r], "created_at": t}
         if scored_rel[r] and not no_score:
             row["score"] = s
+        if user_accounts is not None:
+            labels = user_accounts[u]
+            row["account"] = labels[1] if other and len(labels) > 1 else labels[0]
         out.append(row)
     return out
 
@@ -438,7 +461,7 @@ def demo_graph_generate(*, seed: int, users: int, items_per_type: int, interacti
     item_seq, user_seq, named_seq = np.random.SeedSequence(seed).spawn(3)
     item_rng, rng, named_rng = (np.random.default_rng(s) for s in (item_seq, user_seq, named_seq))
     until_s = int(until.timestamp())
-    items, meta = _items(item_rng, items_per_type)
+    items, meta, links = _items(item_rng, items_per_type)
     domains = _domains()
 
     # synthetic users
@@ -456,11 +479,12 @@ def demo_graph_generate(*, seed: int, users: int, items_per_type: int, interacti
     present[lacking, rng.integers(len(domains), size=len(lacking))] = False
     counts = _type_counts(rng, totals, present)
     joined = until_s - (rng.uniform(14, HISTORY_DAYS, size=users) * 86400).astype(np.int64)
+    music = [MUSIC_ACCOUNTS[k] for k in rng.choice(len(MUSIC_ACCOUNTS), size=users, p=MUSIC_ACCOUNTS_P).tolist()]
     uids = [f"demo-{i + 1:06d}" for i in range(users)]
     user_rows = [
         {"uid": uids[i], "username": f"bud_{i + 1:06d}", "email": f"bud_{i + 1:06d}@example.com",
          "demo_taste": int(clusters[i]), "created_at": int(joined[i]),
-         "accounts": sorted({ct.account_label for ct in CONTENT_TYPES if present[i, domains.index(ct.domain)]})}
+         "accounts": _account_labels(present[i], domains, music[i])}
         for i in range(users)
     ]
 
@@ -469,23 +493,35 @@ def demo_graph_generate(*, seed: int, users: int, items_per_type: int, interacti
     n_clusters = named_rng.integers(CLUSTERS, size=len(named))
     n_joined = until_s - (named_rng.uniform(300, HISTORY_DAYS, size=len(named)) * 86400).astype(np.int64)
     n_counts = _named_counts(named, interactions_per_user)
+    n_music = [MUSIC_ACCOUNTS[1]] * len(named)  # the demo logins have Spotify and Last.fm
     for k, u in enumerate(named):
         user_rows.append({"uid": u.uid, "username": u.username, "email": u.email, "demo_taste": int(n_clusters[k]),
                           "created_at": int(n_joined[k]),
-                          "accounts": sorted({ct.account_label for ct in CONTENT_TYPES})})
+                          "accounts": _account_labels(np.ones(len(domains), dtype=bool), domains, n_music[k])})
 
     interactions: dict[str, list[dict]] = {}
     for ct in CONTENT_TYPES:
         item_clusters, weights = meta[ct.key]
         sampler = _Sampler(item_clusters, weights)
         ids = [row[ct.id_property] for row in items[ct.key]]
-        rows = _interactions(rng, ct, counts[ct.key], clusters, uids, joined, until_s, sampler, ids)
+        is_music = len(ct.accounts) > 1
+        rows = _interactions(rng, ct, counts[ct.key], clusters, uids, joined, until_s, sampler, ids,
+                             music if is_music else None)
         if named:
             rows += _interactions(named_rng, ct, n_counts[ct.key], n_clusters, [u.uid for u in named], n_joined,
-                                  until_s, sampler, ids)
+                                  until_s, sampler, ids, n_music if is_music else None)
         interactions[ct.key] = rows
-    return DemoGraph(items=items, users=user_rows, interactions=interactions,
+    return DemoGraph(items=items, users=user_rows, interactions=interactions, links=links,
                      seconds=time.perf_counter() - started)
+
+
+def _account_labels(present: np.ndarray, domains: list[str], music: tuple[str, ...]) -> list[str]:
+    """The accounts of a user with history in the `present` domains: each type's account, the music ones given."""
+    labels: set[str] = set()
+    for ct in CONTENT_TYPES:
+        if present[domains.index(ct.domain)]:
+            labels.update(music if len(ct.accounts) > 1 else (ct.account.label,))
+    return sorted(labels)
 
 
 # ---------------------------------------------------------------------------------------------- writes
@@ -504,6 +540,10 @@ def demo_graph_write(*, demo: DemoGraph, progress: bool = True) -> DemoWriteRepo
     accounts = sum(len(u["accounts"]) for u in demo.users)
     with _bar("users", len(demo.users) + accounts, progress) as bar:
         users = users_upsert(rows=demo.users, progress=bar)
+    by_key = {ct.key: ct for ct in CONTENT_TYPES}
+    for key, rel, target, link_rows in demo.links:
+        with _bar(f"{key} {rel}", len(link_rows), progress) as bar:
+            item_links_upsert(content_type=by_key[key], rel=rel, target=by_key[target], rows=link_rows, progress=bar)
     edge_started = time.perf_counter()
     edges: dict[str, dict[str, int]] = {}
     with _bar("edges", demo.interaction_count, progress) as bar:
@@ -593,6 +633,6 @@ def demo_seed(*, seed: int = 42, users: int = 500, items_per_type: int = 400, in
 
 
 __all__ = [
-    "DemoGraph", "DemoSeedReport", "DemoWriteReport", "NamedUser", "demo_auth_users_ensure", "demo_graph_generate",
+    "DEMO_FORMAT", "DemoGraph", "DemoSeedReport", "DemoWriteReport", "NamedUser", "demo_auth_users_ensure", "demo_graph_generate",
     "demo_graph_write", "demo_named_users", "demo_seed", "demo_until_default", "parent_users_exist",
 ]

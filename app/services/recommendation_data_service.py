@@ -6,6 +6,7 @@ batched: one record per page of users (parallel lists) keeps the driver's per-re
 """
 from __future__ import annotations
 
+import ast
 import logging
 import time
 from dataclasses import dataclass
@@ -16,7 +17,13 @@ import scipy.sparse as sp
 from django.conf import settings
 
 from app import graph
-from app.content_types import ContentType, weight_expression
+from app.content_types import (
+    ContentType,
+    account_pattern,
+    details_projection,
+    item_match,
+    weight_expression,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +51,13 @@ class Interactions:
 
 
 def _interactions_cypher(ct: ContentType) -> str:
-    """One record per page of users: their uids, and per user the item keys and edge weights (parallel lists).
+    """One record per page of users (every account of the type: a user with Spotify and Last.fm has one
+    history): their uids, and per user the item keys and edge weights (parallel lists).
     A record costs the driver ~20 us whatever its size, so a record per user (or per edge) would cost more
     than the query itself; several edges to one item are reduced (max) in numpy, not in Cypher."""
     rels = "|".join(ct.rel_types)
     return (
-        f"MATCH (u:ParentUser)-[:{ct.account_rel}]->(:{ct.account_label})-[r:{rels}]->(i:{ct.label}) "
+        f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) "
         f"WHERE u.uid >= $after AND u.uid < $until "
         f"WITH u, collect(toString(i.{ct.id_property})) AS items, collect({weight_expression(ct)}) AS weights "
         f"RETURN collect(u.uid) AS users, collect(items) AS items, collect(weights) AS weights"
@@ -116,7 +124,7 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
 def interactions_count(*, content_type: ContentType) -> int:
     """How many interaction edges of a type the graph holds (counted, not read: it plans a training run)."""
     ct = content_type
-    records = graph.query(f"MATCH (:{ct.account_label})-[r:{'|'.join(ct.rel_types)}]->(:{ct.label}) "
+    records = graph.query(f"MATCH (:{ct.account_labels})-[r:{'|'.join(ct.rel_types)}]->(:{ct.label_expression}) "
                           f"RETURN count(r) AS n")
     return int(records[0]["n"]) if records else 0
 
@@ -133,20 +141,64 @@ def _key_param(ct: ContentType, ids: list[str]) -> list:
     return out
 
 
+def _as_list(value) -> list:
+    """A list field as the API gives it: a list of strings. ImdbMovie.genres is stored as the text of a Python list
+    ("['Drama', 'Crime']") by MusicBud's importer: parsed; a bare string is one element; missing, []."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                parsed = None
+            if isinstance(parsed, (list, tuple)):
+                return [str(v) for v in parsed if v is not None]
+        return [text] if text else []
+    return [str(v) for v in value if v is not None]
+
+
+def _as_int(value):
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    digits = str(value).strip()[:4]  # a date such as "1998-05-01" gives its year
+    return int(digits) if digits.isdigit() else None
+
+
+def _as_float(value):
+    try:
+        return None if value is None or isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_KINDS = {"list": _as_list, "maps": lambda v: list(v or []), "int": _as_int, "float": _as_float,
+          "str": lambda v: None if v is None else str(v)}
+
+
 def _details(ct: ContentType, record: dict) -> dict:
     props = record["props"] or {}
-    return {"id": str(record["id"]), **{p: props.get(p) for p in ct.detail_properties}}
+    out = {"id": str(record["id"])}
+    for f in ct.details:
+        if f.kind == "join":
+            out[f.name] = ", ".join(out.get(f.property) or []) or None
+        else:
+            out[f.name] = _KINDS[f.kind](props.get(f.name))
+    return out
 
 
 def items_by_ids(*, content_type: ContentType, ids: list[str]) -> dict[str, dict]:
-    """Details of the given items in one query: {id: {"id", *detail_properties}}; unknown ids are left out."""
+    """Details of the given items in one query: {id: {"id", *detail fields}}; unknown ids are left out. Fields on
+    related nodes (pictures, artists, albums) are read in the same query."""
     ct = content_type
     if not ids:
         return {}
-    projection = ", ".join(f".{p}" for p in ct.detail_properties)
     records = graph.query(  # one record of two lists: the driver costs ~20 us per record, whatever its size
-        f"UNWIND $ids AS key MATCH (i:{ct.label} {{{ct.id_property}: key}}) "
-        f"RETURN collect(i.{ct.id_property}) AS ids, collect(i {{{projection}}}) AS props",
+        f"UNWIND $ids AS key {item_match(ct, 'key')} "
+        f"RETURN collect(i.{ct.id_property}) AS ids, collect({details_projection(ct)}) AS props",
         ids=_key_param(ct, ids),
     )
     if not records:
@@ -159,11 +211,10 @@ def items_popular(*, content_type: ContentType, n: int) -> list[dict]:
     """The n items with the most interactions (weight summed), with details and `popularity`."""
     ct = content_type
     rels = "|".join(ct.rel_types)
-    projection = ", ".join(f".{p}" for p in ct.detail_properties)
     records = graph.query(
-        f"MATCH (:{ct.account_label})-[r:{rels}]->(i:{ct.label}) "
+        f"MATCH (:{ct.account_labels})-[r:{rels}]->(i:{ct.label_expression}) "
         f"WITH i, sum({weight_expression(ct)}) AS popularity ORDER BY popularity DESC, i.{ct.id_property} LIMIT $n "
-        f"RETURN i.{ct.id_property} AS id, i {{{projection}}} AS props, popularity",
+        f"RETURN i.{ct.id_property} AS id, {details_projection(ct)} AS props, popularity",
         n=n,
     )
     return [{**_details(ct, r), "popularity": r["popularity"]} for r in records]
@@ -174,7 +225,7 @@ def user_history(*, content_type: ContentType, user_uid: str) -> list[str]:
     ct = content_type
     rels = "|".join(ct.rel_types)
     records = graph.query(
-        f"MATCH (u:ParentUser {{uid: $uid}})-[:{ct.account_rel}]->(:{ct.account_label})-[r:{rels}]->(i:{ct.label}) "
+        f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) WHERE u.uid = $uid "
         f"WITH i, max({weight_expression(ct)}) AS w ORDER BY w DESC RETURN i.{ct.id_property} AS id",
         uid=user_uid,
     )

@@ -100,7 +100,7 @@ def test_movielens_makes_one_edge_per_rated_pair_liked_from_4(clean_graph, movie
          "genres": ["Adventure", "Animation", "Children", "Comedy", "Fantasy"]},
     ]
     users = graph.query("MATCH (p:ParentUser)-[c:CONNECTED_TO_IMDB]->(a:ImdbUser) "
-                        "RETURN p.uid AS uid, p.username AS name, a.uid AS account, c.created_at.epochSeconds AS at "
+                        "RETURN p.uid AS uid, p.username AS name, a.user_id AS account, c.created_at.epochSeconds AS at "
                         "ORDER BY uid")
     assert users == [{"uid": "ml-1", "name": "ml_1", "account": "imdb:ml-1", "at": 964981247},
                      {"uid": "ml-2", "name": "ml_2", "account": "imdb:ml-2", "at": 964982224}]
@@ -207,7 +207,7 @@ def test_mal_ratings_become_top_anime_edges_scored_1_to_10_and_unscored_for_minu
     assert edges == [("mal-1", "5114", None), ("mal-1", "9969", 10.0), ("mal-2", "16498", 7.0),
                      ("mal-2", "9969", 4.0)]  # a pair rated twice keeps its last row
     assert graph.query("MATCH (p:ParentUser {uid: 'mal-2'})-[:CONNECTED_TO_MAL]->(a:MalUser) "
-                       "RETURN p.username AS name, a.uid AS account") == [{"name": "mal_2", "account": "mal:mal-2"}]
+                       "RETURN p.username AS name, a.user_id AS account") == [{"name": "mal_2", "account": 2}]
 
 
 def test_anime_catalogues_merge_in_order_and_unescape_html(clean_graph, anime_files):

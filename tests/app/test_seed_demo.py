@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from app import graph
-from app.content_types import CONTENT_TYPES
+from app.content_types import BY_KEY, CONTENT_TYPES, account_pattern
 from app.services.demo_data import CLUSTERS, IN_CLUSTER, demo_graph_generate
 from tests.app.test_graph_writes import snapshot
 
@@ -25,7 +25,8 @@ def seed(**options) -> str:
 
 
 def counts() -> dict[str, int]:
-    rows = graph.query("MATCH (n) RETURN labels(n)[0] AS label, count(*) AS n "
+    """Nodes per label (a node with several labels counts under each) and edges per type."""
+    rows = graph.query("MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n "
                        "UNION ALL MATCH ()-[r]->() RETURN type(r) AS label, count(*) AS n")
     return {r["label"]: r["n"] for r in rows}
 
@@ -40,9 +41,11 @@ def test_the_same_seed_gives_the_same_graph_and_another_seed_another(clean_graph
     graph.query("MATCH (n) DETACH DELETE n")
     seed(seed=43)
     assert snapshot()[1] != first[1]
-    items_and_users = {k: v for k, v in counts().items() if k not in ("ImdbUser", "MalUser", "SpotifyUser")
-                       and not k.isupper()}
-    assert items_and_users == {**{ct.label: 30 for ct in CONTENT_TYPES}, "ParentUser": 42}
+    found = counts()
+    assert {ct.label: found[ct.label] for ct in CONTENT_TYPES} == {ct.label: 30 for ct in CONTENT_TYPES}
+    assert found["ParentUser"] == 42 and found["LikedItem"] == 4 * 30  # tracks, artists, albums, genres
+    assert found["User"] == sum(found.get(label, 0) for label in ("MalUser", "SpotifyUser", "LastfmUser",
+                                                                    "YtmusicUser"))
 
 
 def test_seeding_twice_changes_nothing(clean_graph, db):
@@ -60,7 +63,7 @@ def test_every_content_type_gets_items_and_edges_of_its_table(clean_graph, db):
     for ct in CONTENT_TYPES:
         rows = graph.query(
             f"MATCH (i:{ct.label}) WITH count(i) AS items "
-            f"OPTIONAL MATCH (:ParentUser)-[:{ct.account_rel}]->(:{ct.account_label})-[r]->(:{ct.label}) "
+            f"OPTIONAL MATCH {account_pattern(ct)}-[r]->(:{ct.label}) "
             f"RETURN items, collect(DISTINCT type(r)) AS rels, count(r) AS edges, "
             f"all(x IN collect(r) WHERE x.created_at IS NOT NULL) AS dated")
         assert rows[0]["items"] == 30, ct.key
@@ -84,9 +87,9 @@ def test_the_demo_logins_exist_in_django_and_in_the_graph_with_history(clean_gra
     assert demo.check_password("from-the-env-123")
     generated = next(line for line in out.splitlines() if "'admin' with password" in line).split()[6]
     assert admin.check_password(generated)
-    per_type = {r["label"]: r["n"] for r in graph.query(
-        "MATCH (:ParentUser {username: 'demo'})-->()-[r]->(i) RETURN labels(i)[0] AS label, count(r) AS n")}
-    assert set(per_type) == {ct.label for ct in CONTENT_TYPES}
+    per_type = {ct.label: graph.query(f"MATCH (:ParentUser {{username: 'demo'}})-->()-[r]->(:{ct.label}) "
+                                      f"RETURN count(r) AS n")[0]["n"] for ct in CONTENT_TYPES}
+    assert all(per_type.values()), per_type
     assert graph.query("MATCH (:ParentUser {username: 'admin'})-->()-[r]->() RETURN count(r) > 0 AS some") == [
         {"some": True}]
 
@@ -110,7 +113,8 @@ def test_taste_drives_choices_in_every_domain_and_some_users_lack_one():
     taste = {u["uid"]: u["demo_taste"] for u in demo.users}
     domains = {ct.domain for ct in CONTENT_TYPES}
     lacking = sum(1 for u in demo.users if len({ct.domain for ct in CONTENT_TYPES
-                                                 if ct.account_label in u["accounts"]}) < len(domains))
+                                                 if set(a.label for a in ct.accounts) & set(u["accounts"])})
+                  < len(domains))
     assert 0.10 < lacking / len(demo.users) < 0.20
 
     for ct in CONTENT_TYPES:
@@ -134,3 +138,23 @@ def test_activity_and_popularity_are_long_tailed_and_times_fall_in_the_last_two_
     assert per_item[-3:].mean() > 8 * np.median(per_item)
     stamps = [r["created_at"] for rows in demo.interactions.values() for r in rows]
     assert until.timestamp() - 730 * 86400 <= min(stamps) and max(stamps) <= until.timestamp()
+
+
+def test_the_demo_is_a_musicbud_graph_tracks_link_their_artists_and_albums_and_music_comes_from_three_accounts(
+        clean_graph, db):
+    seed()
+    tracks = graph.query("MATCH (t:Track) RETURN count(t) AS n, count { (t)-[:PERFORMED_BY]->(:Artist) } > 0 AS x, "
+                         "all(t IN collect(t) WHERE EXISTS { (t)-[:BELONGS_TO]->(:Album) }) AS albums")
+    assert tracks[0]["albums"]
+    kinds = graph.query("MATCH (:ParentUser)-[c:CONNECTED_TO_SPOTIFY|CONNECTED_TO_LASTFM|CONNECTED_TO_YTMUSIC]->(a) "
+                        "RETURN type(c) AS rel, count(*) AS n")
+    assert {k["rel"] for k in kinds} == {"CONNECTED_TO_SPOTIFY", "CONNECTED_TO_LASTFM", "CONNECTED_TO_YTMUSIC"}
+    both = graph.query("MATCH (p:ParentUser {username: 'demo'})-[:CONNECTED_TO_SPOTIFY]->(s), "
+                       "(p)-[:CONNECTED_TO_LASTFM]->(l) RETURN count { (s)-->(:Track) } > 0 AND "
+                       "count { (l)-->(:Track) } > 0 AS both")
+    assert both == [{"both": True}]  # one history over two accounts
+    from app.services.recommendation_data_service import items_by_ids
+
+    some = graph.query("MATCH (t:Track) RETURN t.uid AS id LIMIT 3")
+    details = items_by_ids(content_type=BY_KEY["tracks"], ids=[r["id"] for r in some])
+    assert all(d["artists"] and d["artist"] == ", ".join(d["artists"]) and d["album"] for d in details.values())

@@ -15,7 +15,7 @@ async def test_it_answers_movies_in_the_seed_shape(client, users, demo_models):
     assert body["message"] == "Movies recommendations fetched successfully"
     assert len(body["data"]) == 20
     for item in body["data"]:
-        assert set(item) == {"id", "title", "year", "rating", "genres", "plot", "director",
+        assert set(item) == {"id", "title", "year", "rating", "genres", "plot", "director", "image_url",
                              "recommendation_score", "reason", "because"}
         assert item["id"].startswith("tt")
 
