@@ -9,6 +9,7 @@ Layout of MODEL_DIR (mode 0700), for a content type ``ct`` such as ``movie``::
         {ct}_item_map.pkl        external item id (str) -> column
         {ct}_matrix.pkl          the training interactions (users x items csr)
         {ct}_items.pkl           item id -> details (ai/item_details.py's ItemDetails)
+        {ct}_dismissed.pkl       user id -> the item ids they dismissed
 
 The manifest names the model's kind (ai/trained_model.py's TrainedModel, or ai/taste.py's TasteModel) and
 the format of the files; another format is refused with a message to retrain.
@@ -72,11 +73,12 @@ __all__ = [
     "verified_files",
 ]
 
-# 2: the engines' fitted state is ai/recommender_base.py's FactorState, and the manifest names the model's kind.
-# A manifest of another format was written by another version of the service: it is refused (retrain).
-MANIFEST_FORMAT = 2
+# 3: the engines' fitted state is ai/recommender_base.py's FactorState, the manifest names the model's kind, and
+# the users' dismissals are a part. A manifest of another format was written by another version of the service:
+# it is refused (retrain).
+MANIFEST_FORMAT = 3
 KINDS: dict[str, type[TrainedModel]] = {cls.kind: cls for cls in (TrainedModel, TasteModel)}
-PARTS = ("model", "user_map", "item_map", "matrix", "items")
+PARTS = ("model", "user_map", "item_map", "matrix", "items", "dismissed")
 _CONTENT_TYPE = re.compile(r"^[a-z0-9_]{1,64}$")
 _VERSION = r"\d{8}T\d{12}Z-[0-9a-f]{6}"
 _STALE_TEMP_SECONDS = 3600.0
@@ -211,6 +213,7 @@ def save_model(model_dir: str | os.PathLike, trained: TrainedModel, *, hmac_key:
         "item_map": dict(trained.item_map),
         "matrix": sp.csr_matrix(trained.matrix),
         "items": trained.items,
+        "dismissed": {user: list(items) for user, items in trained.dismissed.items()},
     }
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{ct}-{version}.", suffix=".tmp", dir=directory))  # mode 0700
     final_dir = directory / f"{ct}-{version}"
@@ -393,6 +396,7 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
         matrix=objs["matrix"],
         items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),
         manifest=manifest,
+        dismissed={sys.intern(user): items for user, items in objs["dismissed"].items()},
     )
 
 

@@ -105,13 +105,17 @@ class UserQuery:
     by it); None for a guest. row: the user's row in the type's model, None when it has none. items / weights:
     the user's items of the type now (columns of the chain's item space): never recommended, and what a link
     folds the user in from. changed: the items differ from what the model was fitted with, so a link ranks
-    from them rather than from what it learned for the row."""
+    from them rather than from what it learned for the row. excluded: items never recommended (dismissed)."""
 
     key: str | None = None
     row: int | None = None
     items: np.ndarray = field(default_factory=lambda: EMPTY_IDS)
     weights: np.ndarray | None = None
     changed: bool = False
+    excluded: np.ndarray = field(default_factory=lambda: EMPTY_IDS)  # never recommended, not their history
+    # the user's items across every type in the taste model's columns, when they differ from what it learned
+    taste_items: np.ndarray | None = None
+    taste_weights: np.ndarray | None = None
 
     def row_matrix(self, n_items: int) -> sp.csr_matrix:
         """The user's items as a 1 x n_items csr row (weights, or 1 each)."""
@@ -205,7 +209,8 @@ class FallbackChain:
         """[(item index, score, link name)], best first, at most n."""
         results: list[tuple[int, float, str]] = []
         taken: set[int] = set()
-        excluded = np.concatenate([as_index_array(filter_items), as_index_array(user.items)])
+        excluded = np.concatenate([as_index_array(filter_items), as_index_array(user.items),
+                                   as_index_array(user.excluded)])
         for link in self.links:
             if len(results) >= n:
                 break

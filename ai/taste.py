@@ -13,6 +13,7 @@ Nothing here knows Django or Neo4j.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -144,6 +145,22 @@ class TasteModel(TrainedModel):
                 group.append({"id": self.items.value(key, "id"), "title": self.items.value(key, "title")})
         return shared
 
+    def user_items(self, user_key: str | None, histories: Mapping[str, Mapping[str, float]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, weights) of a user's items across every type, as the model learned them except for the types
+        in `histories` ({prefix: {item id: weight}}, what the user has now), which replace theirs."""
+        row = self.user_map.get(str(user_key)) if user_key is not None else None
+        cols, weights = self.row_items(row) if row is not None else (np.empty(0, np.int64), np.empty(0, np.float32))
+        if histories:
+            keys = self.item_ids[cols] if cols.size else np.empty(0, dtype=object)
+            keep = np.array([key.split(":", 1)[0] not in histories for key in keys.tolist()], dtype=bool)
+            extra = [(self.item_map[taste_key(prefix, item)], w) for prefix, history in histories.items()
+                     for item, w in history.items() if taste_key(prefix, item) in self.item_map]
+            cols = np.concatenate([cols[keep] if keep.size else cols, np.array([c for c, _ in extra], np.int64)])
+            weights = np.concatenate([weights[keep] if keep.size else weights,
+                                      np.array([w for _, w in extra], np.float32)])
+        return cols, weights
+
     def cross_domain_link(self, prefix: str, model: TrainedModel) -> CrossDomainLink:
         """The cross-domain link of one type's chain (made once per type model version)."""
         key = (prefix, model.version, id(model))
@@ -173,27 +190,39 @@ class CrossDomainLink(ChainLink):
         self.columns = columns[known]  # its column in the type model
         self.n_items = len(model.item_map)
 
-    def _row(self, user: UserQuery) -> int | None:
-        if self.taste.factors is None or user.key is None or self.columns.size == 0:
-            return None
-        return self.taste.user_map.get(str(user.key))
+    def _user(self, user: UserQuery) -> tuple[int | None, np.ndarray | None, Any]:
+        """(their row, the vector to score with, their taste items) or a None vector when the link cannot rank
+        for them: a user the taste model learned, or (taste_items given) one folded in from what they have now."""
+        factors = self.taste.factors
+        if factors is None or self.columns.size == 0:
+            return None, None, None
+        row = self.taste.user_map.get(str(user.key)) if user.key is not None else None
+        if user.taste_items is not None:
+            if user.taste_items.size == 0:
+                return row, None, None
+            weights = user.taste_weights if user.taste_weights is not None else np.ones(user.taste_items.size)
+            history = sp.csr_matrix((np.asarray(weights, np.float32), (np.zeros(user.taste_items.size, np.int64),
+                                                                        user.taste_items)),
+                                    shape=(1, factors.n_items))
+            return row, factors.recalculate_user(history), user.taste_items
+        if row is None:
+            return None, None, None
+        return row, factors.user_factors[row], self.taste.row_items(row)[0]
 
     def recommend(self, user: UserQuery, n: int, filter_items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        row = self._row(user)
-        if row is None:
+        _, vector, _ = self._user(user)
+        if vector is None:
             return None
-        factors = self.taste.factors
         scores = np.full(self.n_items, -np.inf, dtype=np.float32)
-        scores[self.columns] = factors.item_factors[self.taste_columns] @ factors.user_factors[row]
+        scores[self.columns] = self.taste.factors.item_factors[self.taste_columns] @ vector
         return top_n(scores, n, filter_items)
 
     def explain_many(self, user: UserQuery, items: list[int], k: int = 3) -> list[list[tuple[str, Any]]]:
-        row = self._row(user)
-        if row is None:
+        row, vector, history = self._user(user)
+        if vector is None:
             return [[] for _ in items]
         by_column = dict(zip(self.columns.tolist(), self.taste_columns.tolist()))
-        reasons = self.taste.factors.explain_many(row, [by_column[item] for item in items],
-                                                   self.taste.row_items(row)[0], k=k)
+        reasons = self.taste.factors.explain_many(row, [by_column[item] for item in items], history, k=k)
         keys, details = self.taste.item_ids, self.taste.items
         return [[(details.value(keys[col], "id"), details.value(keys[col], "title")) for col, _ in because]
                 for because in reasons]

@@ -4,7 +4,7 @@ loads it; its fallback chain (personalised, then popular, with other links such 
 inserted by the caller) ranks for any user."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
@@ -35,6 +35,7 @@ class TrainedModel:
     matrix: sp.csr_matrix = field(repr=False)
     items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
     manifest: dict = field(default_factory=dict)
+    dismissed: Mapping[str, list[str]] = field(default_factory=dict, repr=False)  # user id -> item ids, never shown
 
     def __post_init__(self) -> None:
         self.matrix = sp.csr_matrix(self.matrix)
@@ -84,16 +85,25 @@ class TrainedModel:
         start, end = self.matrix.indptr[row], self.matrix.indptr[row + 1]
         return self.matrix.indices[start:end].astype(np.int64), self.matrix.data[start:end]
 
-    def user_query(self, user_key: str | None, *, extra_items=()) -> UserQuery:
-        """What the chain knows of a user: their row and whole history here, plus `extra_items` (ids of items
-        they have that this model has not seen them with), which are never recommended."""
+    def user_query(self, user_key: str | None, *, history: Mapping[str, float] | None = None,
+                   dismissed: Iterable[str] = ()) -> UserQuery:
+        """What the chain knows of a user: their row, and their items of this type with weights: as the model was
+        fitted (history None), or `history` ({item id: weight}, their whole history now: `changed` when it differs
+        from their row, so that a link folds them in). Dismissed items (here and in `dismissed`) and history items
+        the model does not know are never recommended."""
         row = self.user_map.get(str(user_key)) if user_key is not None else None
         items, weights = self.row_items(row) if row is not None else (np.empty(0, np.int64), None)
-        extra = self.columns(extra_items)
-        if extra.size:
-            items = np.concatenate([items, extra])
-            weights = None if weights is None else np.concatenate([weights, np.ones(extra.size, np.float32)])
-        return UserQuery(key=user_key, row=row, items=items, weights=weights)
+        changed = False
+        if history is not None:
+            fitted = dict(zip(self.item_ids[items].tolist(), weights.tolist())) if weights is not None else {}
+            changed = {k: float(v) for k, v in history.items()} != {k: float(v) for k, v in fitted.items()}
+            if changed:
+                known = [(self.item_map[k], w) for k, w in history.items() if k in self.item_map]
+                items = np.array([c for c, _ in known], dtype=np.int64)
+                weights = np.array([w for _, w in known], dtype=np.float32)
+        banned = [*self.dismissed.get(str(user_key), ()), *dismissed] if user_key is not None else []
+        return UserQuery(key=user_key, row=row, items=items, weights=weights, changed=changed,
+                         excluded=self.columns(banned))
 
     def links(self, *, title_property: str = "title", fold_in: bool = False) -> tuple[ChainLink, ChainLink]:
         """(personalised, popular): this model's links of a chain."""

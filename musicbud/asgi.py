@@ -19,3 +19,8 @@ if settings.MUSICBUD_PRELOAD_MODELS:  # every worker loads the models before it 
     from app.services.recommendation_service import models_preload  # noqa: E402
 
     models_preload()
+
+if settings.MUSICBUD_LIVE:  # what users do reaches this worker's answers at once (app/services/live.py)
+    from app.services.live import live  # noqa: E402
+
+    live.start()

@@ -5,8 +5,8 @@
   already has it is left alone); if the graph already holds duplicates there (MusicBud's own data need not
   obey our constraints), a plain index is made instead and a WARNING says which duplicates prevent it;
 - an `index=True` property gets a range index;
-- every edge type of the table gets a range index on `created_at` (the change feed reads edges newer than a
-  watermark).
+- every edge type of the table, and DISMISSED, gets a range index on `created_at` (the change feed reads
+  edges newer than a watermark).
 
 Every statement is `IF NOT EXISTS`: installing twice prints nothing and changes nothing.
 """
@@ -19,6 +19,7 @@ from neo4j.exceptions import ClientError, DatabaseError
 from app import graph
 from app.content_types import CONTENT_TYPES
 from app.graph_models import NODE_CLASSES
+from app.services.recommendation_data_service import DISMISSED
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def schema_plan() -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[st
                 unique.append((cls.__label__, name))
             elif prop.index:
                 indexed.append((cls.__label__, name))
-    rels = sorted({rel for ct in CONTENT_TYPES for rel in ct.edges})
+    rels = sorted({rel for ct in CONTENT_TYPES for rel in ct.edges} | {DISMISSED})
     return list(dict.fromkeys(unique)), list(dict.fromkeys(indexed)), rels
 
 

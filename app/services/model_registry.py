@@ -114,6 +114,13 @@ class ModelRegistry:
             release_freed_memory()  # the file bytes and unpickling buffers
             logger.info("Serving %s model version %s", model_key, version)
 
+    def current(self, model_key: str) -> TrainedModel | None:
+        """What is served now, without looking for a newer version (no I/O)."""
+        return self._models.get(model_key)
+
+    def current_models(self) -> list[TrainedModel]:
+        return list(self._models.values())
+
     def put(self, model_key: str, model: TrainedModel) -> None:
         """Serve a model this process just trained (and saved) without reading it back."""
         model.warm()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import chain
 
 import numpy as np
@@ -30,12 +31,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Interactions:
-    """A users x items weight matrix with the external ids of its rows and columns."""
+    """A users x items weight matrix with the external ids of its rows and columns, what the users dismissed
+    (never in the matrix), and what the change feed needs to go on from it: the graph's clock when the read
+    began and how many edges carried no created_at (MusicBud's own edges carry none)."""
 
     user_ids: list[str]  # ParentUser uid by row
     item_ids: list[str]  # item key (as a string) by column
     matrix: sp.csr_matrix
     seconds: float
+    read_at: datetime | None = None  # Neo4j's datetime() when the read began
+    untimed_edges: int = 0
+    dismissed: dict[str, list[str]] = field(default_factory=dict)  # uid -> item ids
 
     @property
     def user_map(self) -> dict[str, int]:
@@ -59,8 +65,9 @@ def _interactions_cypher(ct: ContentType) -> str:
     return (
         f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) "
         f"WHERE u.uid >= $after AND u.uid < $until "
-        f"WITH u, collect(toString(i.{ct.id_property})) AS items, collect({weight_expression(ct)}) AS weights "
-        f"RETURN collect(u.uid) AS users, collect(items) AS items, collect(weights) AS weights"
+        f"WITH u, collect(toString(i.{ct.id_property})) AS items, collect({weight_expression(ct)}) AS weights, "
+        f"sum(CASE WHEN r.created_at IS NULL THEN 1 ELSE 0 END) AS untimed "
+        f"RETURN collect(u.uid) AS users, collect(items) AS items, collect(weights) AS weights, sum(untimed) AS untimed"
     )
 
 
@@ -93,6 +100,8 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
     counts: list[int] = []
     items: list[str] = []
     weights: list[float] = []
+    untimed = 0
+    read_at = graph_now()
     with graph.driver().session(database=settings.NEO4J_DATABASE) as session:
         for after, until in _user_bounds(page_users):
             def read(tx, after=after, until=until):
@@ -104,6 +113,7 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                 counts.extend(map(len, record["items"]))
                 items.extend(chain.from_iterable(record["items"]))
                 weights.extend(chain.from_iterable(record["weights"]))
+                untimed += int(record["untimed"] or 0)
             if progress is not None:
                 progress.update(1)
     item_index: dict[str, int] = {}  # columns in order of first appearance
@@ -113,12 +123,37 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
     rows = np.repeat(np.arange(len(user_ids), dtype=np.int32), counts)
     values = np.asarray(weights, dtype=np.float32)
     keep = _strongest(rows, cols, values, len(item_ids))
+    dismissed = dismissed_items(content_type=content_type)
+    if dismissed:  # a dismissed item is not a positive of that user any more, whatever edges they have to it
+        user_index = {u: r for r, u in enumerate(user_ids)}
+        banned = {user_index[u] * max(len(item_ids), 1) + item_index[i] for u, ids in dismissed.items()
+                  if u in user_index for i in ids if i in item_index}
+        if banned:
+            keys = rows[keep].astype(np.int64) * max(len(item_ids), 1) + cols[keep]
+            keep = keep[~np.isin(keys, np.fromiter(banned, dtype=np.int64, count=len(banned)))]
     matrix = sp.csr_matrix((values[keep], (rows[keep], cols[keep])), shape=(len(user_ids), len(item_ids)))
     seconds = time.perf_counter() - started
-    logger.info("Extracted %d %s interactions (%d users, %d items) in %.2fs (%.0f edges/s)",
-                matrix.nnz, content_type.key, len(user_ids), len(item_ids), seconds,
-                matrix.nnz / seconds if seconds else 0.0)
-    return Interactions(user_ids=user_ids, item_ids=item_ids, matrix=matrix, seconds=seconds)
+    logger.info("Extracted %d %s interactions (%d users, %d items, %d dismissals) in %.2fs (%.0f edges/s)",
+                matrix.nnz, content_type.key, len(user_ids), len(item_ids), sum(map(len, dismissed.values())),
+                seconds, matrix.nnz / seconds if seconds else 0.0)
+    return Interactions(user_ids=user_ids, item_ids=item_ids, matrix=matrix, seconds=seconds, read_at=read_at,
+                        untimed_edges=untimed, dismissed=dismissed)
+
+
+def graph_now() -> datetime:
+    """Neo4j's clock (the change feed compares edges' created_at with it)."""
+    return graph.query("RETURN datetime() AS now")[0]["now"].to_native()
+
+
+DISMISSED = "DISMISSED"  # (ParentUser)-[:DISMISSED {created_at}]->(item): "not interested", written by the feedback API
+
+
+def dismissed_items(*, content_type: ContentType) -> dict[str, list[str]]:
+    """{ParentUser uid: [item ids]} of every dismissal of a type."""
+    ct = content_type
+    rows = graph.query(f"MATCH (u:ParentUser)-[:{DISMISSED}]->(i:{ct.label_expression}) "
+                       f"RETURN u.uid AS uid, collect(toString(i.{ct.id_property})) AS items")
+    return {r["uid"]: r["items"] for r in rows}
 
 
 def interactions_count(*, content_type: ContentType) -> int:
@@ -241,3 +276,46 @@ def users_directory() -> dict[str, dict]:
     """uid -> {username} of every app user (for buds and the username lookup kept with the models)."""
     records = graph.query("MATCH (u:ParentUser) RETURN u.uid AS uid, u.username AS username")
     return {r["uid"]: {"username": r["username"]} for r in records}
+
+
+# --- what changed: the change feed and users' histories read again (app/services/live.py) -------------------
+
+def _feed_branches(ct: ContentType) -> list[str]:
+    """One UNION branch per edge type of a row (each seeks its own created_at index), and one for dismissals."""
+    out = f"'{ct.model_key}' AS type, type(r) AS rel, u.uid AS user, toString(i.{ct.id_property}) AS item"
+    branches = [
+        f"MATCH (a:{ct.account_labels})-[r:{rel}]->(i:{ct.label_expression}) WHERE r.created_at > $since "
+        f"WITH a, r, i ORDER BY r.created_at LIMIT $limit MATCH (u:ParentUser)-[:{ct.account_rels}]->(a) "
+        f"RETURN {out}, {weight_expression(ct)} AS weight, r.created_at AS t, elementId(r) AS id"
+        for rel in ct.rel_types]
+    branches.append(
+        f"MATCH (u:ParentUser)-[r:{DISMISSED}]->(i:{ct.label_expression}) WHERE r.created_at > $since "
+        f"WITH u, r, i ORDER BY r.created_at LIMIT $limit "
+        f"RETURN {out}, -1.0 AS weight, r.created_at AS t, elementId(r) AS id")
+    return branches
+
+
+def edges_since(*, content_types: list[ContentType], since: datetime, limit: int = 5000) -> list[dict]:
+    """Every edge of those types (and every dismissal: weight -1) whose created_at is after `since`, oldest first,
+    at most `limit` per edge type and type: {type (model key), rel, user (ParentUser uid), item, weight, t
+    (datetime), id (the edge's element id)}."""
+    branches = " UNION ALL ".join(b for ct in content_types for b in _feed_branches(ct))
+    records = graph.query(f"CALL () {{ {branches} }} RETURN type, rel, user, item, weight, t, id ORDER BY t",
+                          since=since, limit=limit)
+    return [{**r, "t": r["t"].to_native()} for r in records]
+
+
+def histories_of_users(*, content_type: ContentType, uids: list[str]) -> dict[str, tuple[dict[str, float], list[str]]]:
+    """{uid: ({item id: weight (the strongest edge)}, [dismissed item ids])} of the given app users' whole
+    current history of a type, in one query; users the graph does not have are left out."""
+    ct = content_type
+    rels = "|".join(ct.rel_types)
+    records = graph.query(
+        f"UNWIND $uids AS uid MATCH (u:ParentUser {{uid: uid}}) "
+        f"OPTIONAL MATCH (u)-[:{ct.account_rels}]->(:{ct.account_labels})-[r:{rels}]->(i:{ct.label_expression}) "
+        f"WITH uid, u, i, max({weight_expression(ct)}) AS weight "
+        f"WITH uid, u, collect(toString(i.{ct.id_property})) AS items, collect(weight) AS weights "
+        f"OPTIONAL MATCH (u)-[:{DISMISSED}]->(d:{ct.label_expression}) "
+        f"RETURN uid, items, weights, collect(toString(d.{ct.id_property})) AS dismissed",
+        uids=list(uids))
+    return {r["uid"]: (dict(zip(r["items"], map(float, r["weights"]))), r["dismissed"]) for r in records}

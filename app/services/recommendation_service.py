@@ -5,9 +5,11 @@ One serving path makes every answer, for any user (known to the model, new, cros
     recommendations_for_user(username, content_type, n)
       -> served_aget        the type's model and its fallback chain (app/services/served.py)
       -> user_uid_aget      who the user is in the graph (app/services/user_directory.py)
-      -> history_..._aget   what they have that the model has not seen them with (app/services/user_history.py)
-      -> the answer cache   keyed by everything the answer depends on; on a miss the chain ranks, each item
-                            says which link produced it (reason) and why (because), as JSON (item_shapes.py)
+      -> user_live_aget     what they did since the model was trained (app/services/live.py: the change feed,
+                            or their history read again where the feed cannot follow the graph)
+      -> the answer cache   keyed by everything the answer depends on (model versions, user, their history's
+                            version, n); on a miss the chain ranks (folding in a user whose history changed),
+                            each item says which link produced it (reason) and why (because), as JSON
 
 Each step decides for itself whether it needs a thread (a file or a Neo4j read) or runs on the event loop
 (everything already in memory, the usual case). Buds, health and training have their own modules; this
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 
 import orjson
 
@@ -32,8 +35,8 @@ from app.services.item_shapes import because_json, item_json
 from app.services.model_registry import TASTE_KEY, registry
 from app.services.served import Served, served_aget
 from app.services.training import models_train, training_run, training_running
+from app.services.live import UserLive, user_live_aget
 from app.services.user_directory import user_uid_aget
-from app.services.user_history import history_outside_model_aget
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +62,27 @@ async def recommendations_for_user(*, username: str | None, content_type: str, n
     ct = content_type_get(key=content_type)
     served = await served_aget(ct=ct)
     uid = await user_uid_aget(username=username) if username is not None else None
-    extra = await history_outside_model_aget(served=served, uid=uid)
-    json = answers().get_or_make(ct.model_key, served.answers_version, uid, hash(extra), n,
-                                 make=lambda: _answer_json(served, uid, extra, n))
+    state = await user_live_aget(uid=uid, model=None if served.from_graph else served.model, ct=ct)
+    json = answers().get_or_make(ct.model_key, served.answers_version, uid, state.version, n,
+                                 make=lambda: _answer_json(served, uid, state, n))
     return Answer(json, served.version)
 
 
-def _answer_json(served: Served, uid: str | None, extra: tuple[str, ...], n: int) -> JsonFragment:
+def _user_query(served: Served, uid: str | None, state: UserLive) -> UserQuery:
+    """What the chain knows of the user: the model's row, or their history now when it changed since training
+    (then folded in); across types too, for the cross-domain link, when they have none of this type."""
+    ct, model = served.ct, served.model
+    user = model.user_query(uid, history=state.histories.get(ct.model_key),
+                            dismissed=state.dismissed.get(ct.model_key, ()))
+    if served.taste is not None and state.histories and user.items.size == 0:
+        cols, weights = served.taste.user_items(uid, state.histories)
+        user = replace(user, taste_items=cols, taste_weights=weights)
+    return user
+
+
+def _answer_json(served: Served, uid: str | None, state: UserLive, n: int) -> JsonFragment:
     model, ct = served.model, served.ct
-    user: UserQuery = model.user_query(uid, extra_items=extra)
+    user = _user_query(served, uid, state)
     ranked = served.chain.recommend(user, n=n)
     by_link: dict[str, list[int]] = defaultdict(list)
     for column, _, link in ranked:

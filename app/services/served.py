@@ -1,6 +1,7 @@
 """What a content type is served from right now: its trained model and the fallback chain around it
-(personalised -> cross-domain taste -> popular, ai/recommendation_engine.py), or, while no model is trained,
-the graph's popular items as a chain of one link.
+(personalised -> cross-domain taste -> popular, ai/recommendation_engine.py; the personalised and cross-domain
+links fold in a user whose history changed since training), or, while no model is trained, the graph's popular
+items as a chain of one link.
 
 `served_aget` is where the serving path decides between the event loop and a thread: the loaded models come
 from memory (model_registry's aget), and only the graph's popular items (no model yet) are read in a thread.
@@ -43,6 +44,7 @@ class Served:
     version: str | None
     answers_version: str
     from_graph: bool = False
+    taste: TasteModel | None = None
 
 
 async def served_aget(*, ct: ContentType) -> Served:
@@ -50,9 +52,10 @@ async def served_aget(*, ct: ContentType) -> Served:
     if model is None:
         return await asyncio.to_thread(_graph_popular, ct)
     taste = await registry.aget(TASTE_KEY)
-    between = (taste.cross_domain_link(ct.model_key, model),) if isinstance(taste, TasteModel) else ()
-    chain = model.chain(title_property=ct.title_property, between=between)
-    return Served(ct=ct, model=model, chain=chain, version=model.version,
+    taste = taste if isinstance(taste, TasteModel) else None
+    between = (taste.cross_domain_link(ct.model_key, model),) if taste is not None else ()
+    chain = model.chain(title_property=ct.title_property, between=between, fold_in=True)
+    return Served(ct=ct, model=model, chain=chain, version=model.version, taste=taste,
                   answers_version=f"{model.version}+{taste.version if taste is not None else '-'}")
 
 

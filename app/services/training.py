@@ -123,8 +123,12 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         item_map=inter.item_map,
         matrix=inter.matrix,
         items=items,
+        dismissed=inter.dismissed,
         manifest={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            # where the change feed goes on from (app/services/live.py); untimed edges: it cannot follow them
+            "snapshot": {"read_at": inter.read_at.isoformat() if inter.read_at else None,
+                         "untimed_edges": inter.untimed_edges},
             "engine": model.name,
             "counts": {"users": len(inter.user_ids), "items": len(inter.item_ids), "interactions": inter.nnz,
                        "held_out": int(test.nnz), "served_model_saw_held_out": "refit_seconds" in timings},

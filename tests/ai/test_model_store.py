@@ -93,7 +93,7 @@ class TestRoundTrip:
         version = save_model(model_dir, trained, hmac_key=KEY)
         assert (model_dir / f"{CT}_manifest.json").is_file()
         assert sorted(p.name for p in (model_dir / f"{CT}-{version}").iterdir()) == sorted(
-            f"{CT}_{part}.pkl" for part in ("model", "user_map", "item_map", "matrix", "items"))
+            f"{CT}_{part}.pkl" for part in ("model", "user_map", "item_map", "matrix", "items", "dismissed"))
 
     def test_the_manifest_holds_counts_metrics_and_a_hmac_per_file(self, trained, model_dir):
         save_model(model_dir, trained, hmac_key=KEY)
@@ -102,7 +102,7 @@ class TestRoundTrip:
         assert manifest["metrics"] == {"precision_at_k": 0.25} and manifest["engine"] == "lightfm"
         assert manifest["trained_at"].endswith("+00:00")
         assert all(len(entry["hmac"]) == 64 for entry in manifest["files"].values())
-        assert len(manifest["files"]) == 5
+        assert len(manifest["files"]) == len(model_store.PARTS) == 6
 
     def test_versions_sort_in_save_order(self, trained, model_dir):
         versions = [save_model(model_dir, trained, hmac_key=KEY, keep_versions=5) for _ in range(3)]

@@ -202,8 +202,10 @@ async def test_a_known_users_answer_needs_no_thread_and_what_may_read_the_graph_
     await service.recommendations_for_user(username="nobody", content_type="movies", n=5)
     assert hops == ["user_uid_get"]  # not in the saved directory: the graph is asked
     hops.clear()
+    await service.recommendations_for_user(username="nobody", content_type="movies", n=5)
+    assert hops == []  # ... once: the graph said recently that it has no such user
     await service.recommendations_for_user(username="user_crossover", content_type="movies", n=5)
-    assert hops == ["_history_from_graph"]  # no movie history in the model: the graph says what they have
+    assert hops == []  # no movie history in the model, and the change feed brought none: nothing to read
     hops.clear()
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0  # a check for a newer version is always due
     await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)

@@ -1,0 +1,315 @@
+"""What users did since the served models were trained, in this worker: each user's current history, kept
+current without retraining, so that a like counts at once.
+
+A served model knows every user's history as it was when it was trained (its snapshot). What happened since
+reaches this worker two ways:
+
+- The change feed (edges with `created_at`, as our writers and importers make them): a follower thread reads,
+  every MUSICBUD_FEED_SECONDS (0.25 s), the edges of every content type and the dismissals created after its
+  watermark (each edge type seeks its own created_at index; app/services/graph_schema.py), and folds them into
+  the users' histories. It starts from the oldest snapshot of the served models (minus MUSICBUD_FEED_OVERLAP_SECONDS,
+  5 s, for writers whose clocks lag), so a worker that starts or reloads a model replays what the model lacks.
+  A user the feed says nothing of has nothing new: answering them reads nothing.
+- Re-reading a user's whole history of a type (one query), which also sees what the feed cannot: edges without
+  `created_at` (MusicBud's own graph has no edge property at all) and removed edges (an unlike). For a type whose
+  model was trained on untimed edges (or that has no model yet), a user's history is re-read when they ask and
+  their last read is MUSICBUD_HISTORY_REREAD_SECONDS (1 s) old or more: the request waits for that read (~1 ms
+  on loopback). For a type the feed follows, a user who asks is re-read in the background (batched, the request
+  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (30 s) old, which bounds how long a
+  removed edge keeps counting: an unlike is seen by the answers given from ~30 s after it (plus one answer).
+
+When Neo4j is unreachable, answers go on from memory; the feed resumes from its watermark when it returns (no
+like written meanwhile is lost) and re-reads are tried again.
+
+Each user's state is immutable once published (a change publishes a new one with version + 1), so readers need
+no lock; the answer cache keys a user's answers on that version. At most MUSICBUD_LIVE_USERS users are kept
+(least recently asked out first); one evicted comes back from a re-read the next time they ask.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from ai.trained_model import TrainedModel
+from app.content_types import CONTENT_TYPES, ContentType
+from app.graph import GRAPH_ERRORS
+from app.services import recommendation_data_service as data
+from app.services.model_registry import registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LiveHistories", "UserLive", "live"]
+
+
+@dataclass(frozen=True)
+class UserLive:
+    """A user's state in this worker: per model key, their whole current history where it may differ from the
+    served model's row ({item id: weight}), what they dismissed, when each type was last read whole."""
+
+    histories: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    dismissed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    read_at: Mapping[str, float] = field(default_factory=dict)  # model key -> time.monotonic() of the last read
+    version: int = 0
+
+
+EMPTY = UserLive()
+
+
+def _model_history(model: TrainedModel | None, uid: str) -> dict[str, float]:
+    """The user's row of a served model as {item id: weight} ({} when the model does not have them)."""
+    if model is None:
+        return {}
+    row = model.user_map.get(uid)
+    if row is None:
+        return {}
+    cols, weights = model.row_items(row)
+    ids = model.item_ids
+    return {ids[c]: float(w) for c, w in zip(cols.tolist(), weights.tolist())}
+
+
+class LiveHistories:
+    def __init__(self) -> None:
+        self._users: OrderedDict[str, UserLive] = OrderedDict()
+        self._lock = threading.Lock()
+        self._watermark: datetime | None = None
+        self._recent: dict[str, datetime] = {}  # ids of the edges applied within the overlap window
+        self._versions: dict[str, str | None] = {}  # model key -> the version the histories are based on
+        self._snapshots: dict[str, datetime] = {}
+        self._pending: set[str] = set()  # users to re-read in the background
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._down_logged = False
+        self.polls = 0
+        self.lag_seconds: float | None = None  # how far behind the graph's clock the feed was at its last poll
+
+    # --- reading (the serving path; no I/O) --------------------------------------------------------------
+    def user(self, uid: str) -> UserLive:
+        state = self._users.get(uid)
+        return EMPTY if state is None else state
+
+    def needs_read(self, uid: str, model_key: str, *, untimed: bool) -> bool:
+        """Whether answering this user must wait for their history of the type to be read again: only for a type
+        the feed cannot follow, at most every MUSICBUD_HISTORY_REREAD_SECONDS."""
+        if not untimed:
+            return False
+        read_at = self.user(uid).read_at.get(model_key)
+        return read_at is None or time.monotonic() - read_at >= settings.MUSICBUD_HISTORY_REREAD_SECONDS
+
+    def asked(self, uid: str, model_key: str) -> None:
+        """A user asked for a type the feed follows: re-read them in the background when their last read is old."""
+        state = self._users.get(uid)
+        if state is None and not any(uid in model.user_map for model in registry.current_models()):
+            return  # nobody the models know and nothing the feed brought: nothing that could have been removed
+        read_at = None if state is None else state.read_at.get(model_key)
+        if read_at is None or time.monotonic() - read_at >= settings.MUSICBUD_HISTORY_RECHECK_SECONDS:
+            self._pending.add(uid)
+        if state is not None:
+            with self._lock:
+                if uid in self._users:
+                    self._users.move_to_end(uid)
+
+    # --- writing -------------------------------------------------------------------------------------------
+    def _publish(self, uid: str, state: UserLive) -> None:
+        with self._lock:
+            self._users[uid] = state
+            self._users.move_to_end(uid)
+            while len(self._users) > settings.MUSICBUD_LIVE_USERS:
+                self._users.popitem(last=False)
+
+    def _apply(self, uid: str, model_key: str, *, history: dict[str, float] | None = None,
+               dismissed: frozenset[str] | None = None, read: bool = False) -> bool:
+        """Set a user's history and/or dismissals of a type; a new version only when something changed."""
+        with self._lock:
+            old = self._users.get(uid, EMPTY)
+        current = old.histories.get(model_key)
+        if current is None:
+            current = _model_history(registry.current(model_key), uid)
+        changed = False
+        histories, dismissals, read_at = dict(old.histories), dict(old.dismissed), dict(old.read_at)
+        if history is not None and history != current:  # equal to what is known: only the time of a read is kept
+            histories[model_key] = history
+            changed = True
+        if dismissed is not None and dismissed != old.dismissed.get(model_key, frozenset()):
+            dismissals[model_key] = dismissed
+            changed = True
+        if read:
+            read_at[model_key] = time.monotonic()
+        if not changed and not read:
+            return False
+        self._publish(uid, UserLive(histories=histories, dismissed=dismissals, read_at=read_at,
+                                    version=old.version + (1 if changed else 0)))
+        return changed
+
+    def read_users(self, uids: list[str], content_types: list[ContentType]) -> None:
+        """Read those users' whole histories of those types again (one query per type); raises the driver's
+        errors (the caller decides what an outage means)."""
+        for ct in content_types:
+            found = data.histories_of_users(content_type=ct, uids=uids)
+            for uid in uids:
+                history, dismissed = found.get(uid, ({}, []))
+                self._apply(uid, ct.model_key, history=history, dismissed=frozenset(dismissed), read=True)
+
+    def apply_edges(self, rows: list[dict]) -> int:
+        """Fold change-feed rows (edges_since's) into the users' histories; returns how many changed one."""
+        changed = 0
+        for row in rows:
+            if row["id"] in self._recent:
+                continue
+            self._recent[row["id"]] = row["t"]
+            uid, key, item = row["user"], row["type"], row["item"]
+            state = self.user(uid)
+            if row["weight"] < 0:  # a dismissal
+                changed += self._apply(uid, key, dismissed=state.dismissed.get(key, frozenset()) | {item})
+                continue
+            known = state.histories.get(key)
+            history = dict(_model_history(registry.current(key), uid) if known is None else known)
+            if history.get(item, 0.0) >= row["weight"]:
+                continue
+            history[item] = float(row["weight"])
+            changed += self._apply(uid, key, history=history)
+        return changed
+
+    # --- the follower ---------------------------------------------------------------------------------------
+    def _rebase(self) -> None:
+        """When a served model was replaced, its users' histories restart from the new model's rows: the feed
+        rewinds to that model's snapshot and replays what the model lacks."""
+        overlap = timedelta(seconds=settings.MUSICBUD_FEED_OVERLAP_SECONDS)
+        for ct in CONTENT_TYPES:
+            model = registry.current(ct.model_key)
+            version = model.version if model is not None else None
+            if self._versions.get(ct.model_key, "\0") == version:
+                continue
+            self._versions[ct.model_key] = version
+            snapshot = _snapshot(model)
+            if snapshot is not None:
+                self._snapshots[ct.model_key] = snapshot
+            with self._lock:
+                for uid, state in list(self._users.items()):
+                    if ct.model_key in state.histories or ct.model_key in state.read_at:
+                        self._users[uid] = replace(
+                            state, histories={k: v for k, v in state.histories.items() if k != ct.model_key},
+                            read_at={k: v for k, v in state.read_at.items() if k != ct.model_key})
+            if snapshot is not None and (self._watermark is None or snapshot - overlap < self._watermark):
+                self._watermark = snapshot - overlap
+
+    def poll(self) -> int:
+        """One read of the change feed; returns how many users' histories it changed."""
+        self._rebase()
+        if self._watermark is None:
+            self._watermark = data.graph_now() - timedelta(seconds=settings.MUSICBUD_FEED_OVERLAP_SECONDS)
+        limit = settings.MUSICBUD_FEED_BATCH
+        rows = data.edges_since(content_types=list(CONTENT_TYPES), since=self._watermark, limit=limit)
+        changed = self.apply_edges(rows)
+        overlap = timedelta(seconds=settings.MUSICBUD_FEED_OVERLAP_SECONDS)
+        if rows:
+            newest = rows[-1]["t"]
+            watermark = newest - overlap
+            per_branch: dict[tuple[str, str], list[datetime]] = {}
+            for row in rows:
+                per_branch.setdefault((row["type"], row["rel"]), []).append(row["t"])
+            for times in per_branch.values():
+                if len(times) >= limit:  # that edge type had more: the next poll starts where its batch ended
+                    watermark = min(watermark, times[-1])
+            self._watermark = max(self._watermark, watermark)
+            self.lag_seconds = max(0.0, (data.graph_now() - newest).total_seconds())
+        else:
+            self.lag_seconds = 0.0
+        for edge_id in [i for i, t in self._recent.items() if t < self._watermark]:
+            del self._recent[edge_id]
+        self.polls += 1
+        return changed
+
+    def recheck(self, batch: int = 500) -> int:
+        """Re-read (whole) the histories of users who asked and whose last read is old; returns how many."""
+        uids = []
+        while self._pending and len(uids) < batch:
+            uids.append(self._pending.pop())
+        if uids:
+            try:
+                self.read_users(uids, [ct for ct in CONTENT_TYPES if registry.current(ct.model_key) is not None])
+            except GRAPH_ERRORS:
+                self._pending.update(uids)  # again when the graph is back
+                raise
+        return len(uids)
+
+    def step(self) -> None:
+        """One turn of the follower: the feed, then the background re-reads (the graph's errors are logged once
+        per outage; serving goes on from memory meanwhile)."""
+        try:
+            self.poll()
+            self.recheck()
+            if self._down_logged:
+                logger.info("Neo4j is reachable again: the change feed caught up from its watermark")
+                self._down_logged = False
+        except GRAPH_ERRORS as exc:
+            if not self._down_logged:
+                logger.warning("The change feed cannot read Neo4j (%s); serving from memory until it can", exc)
+                self._down_logged = True
+
+    def start(self) -> None:
+        """Follow the graph in a daemon thread of this process (each server worker has one)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.step()
+                self._stop.wait(max(0.0, settings.MUSICBUD_FEED_SECONDS - (time.monotonic() - started)))
+
+        self._thread = threading.Thread(target=run, name="musicbud-change-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def reset(self) -> None:
+        """Forget everything (tests start from an empty worker)."""
+        self.stop()
+        self.__init__()
+
+
+def _snapshot(model: TrainedModel | None) -> datetime | None:
+    raw = ((model.manifest if model is not None else {}).get("snapshot") or {}).get("read_at")
+    return datetime.fromisoformat(raw) if raw else None
+
+
+def _untimed(model: TrainedModel | None) -> bool:
+    """A type the feed cannot follow: no model yet, or one trained on edges without created_at."""
+    return model is None or bool(((model.manifest or {}).get("snapshot") or {}).get("untimed_edges", 1))
+
+
+live = LiveHistories()
+
+
+async def user_live_aget(*, uid: str | None, model: TrainedModel | None, ct: ContentType) -> UserLive:
+    """The user's current state, read again first (in a thread) when the type is one the feed cannot follow and
+    their last read is old; on a graph error, what is known."""
+    if uid is None:
+        return EMPTY
+    if live.needs_read(uid, ct.model_key, untimed=_untimed(model)):
+        try:
+            await asyncio.to_thread(live.read_users, [uid], [ct])
+        except GRAPH_ERRORS as exc:
+            logger.warning("Could not read %s history of %s from Neo4j (%s); answering from memory", ct.key, uid, exc)
+    else:
+        live.asked(uid, ct.model_key)
+    return live.user(uid)
+
+
+def types_followed() -> dict[str, bool]:
+    """{model key: whether the change feed follows it} (the others are re-read when a user asks)."""
+    return {ct.model_key: not _untimed(registry.current(ct.model_key)) for ct in CONTENT_TYPES}
+
