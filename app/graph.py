@@ -101,6 +101,17 @@ def write_batches(cypher: str, rows: list[dict[str, Any]], *, batch_size: int = 
     return sent
 
 
+def write_all(statements: list[tuple[str, list[dict[str, Any]]]], **params: Any) -> None:
+    """Run several `UNWIND $rows ...` statements (each with its rows, and `params`) in ONE transaction: all of them
+    are written, or (an error) none."""
+    def work(tx):
+        for cypher, rows in statements:
+            tx.run(cypher, rows=rows, **params).consume()
+
+    with driver().session(database=settings.NEO4J_DATABASE) as session:
+        session.execute_write(work)
+
+
 def is_reachable() -> bool:
     try:
         driver().verify_connectivity()

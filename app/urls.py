@@ -3,7 +3,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from app.content_types import CONTENT_TYPES
-from app.views import auth_views, health_views
+from app.views import auth_views, feedback_views, health_views
 from app.views import recommendations_views as recs
 
 # Django tries the patterns in order (each miss costs ~2 us), so the endpoints every client calls come first:
@@ -21,6 +21,7 @@ urlpatterns += [
     path("recommendations/public/", recs.PublicRecommendationsApi.as_view(), name="recommendations-public"),
     path("recommendations/train/models/", recs.TrainModelsApi.as_view(), name="train-models"),
     path("recommendations/buds/", recs.BudsApi.as_view(), name="recommendations-buds"),
+    path("recommendations/feedback/", feedback_views.FeedbackApi.as_view(), name="recommendations-feedback"),
 ]
 urlpatterns += [path(f"recommendations/{ct.key}/<str:item_id>/similar/", recs.TYPED_SIMILAR_VIEWS[ct.key].as_view(),
                      name=f"similar-{ct.key}") for ct in CONTENT_TYPES]

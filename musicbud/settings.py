@@ -140,6 +140,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "guest": env_rate("MUSICBUD_GUEST_RATE", "60/min"),
         "login": env_rate("MUSICBUD_LOGIN_RATE", "10/min"),
+        "feedback": env_rate("MUSICBUD_FEEDBACK_RATE", "120/min"),
     },
     "UNAUTHENTICATED_USER": None,
 }

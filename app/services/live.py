@@ -148,6 +148,10 @@ class LiveHistories:
                                     version=old.version + (1 if changed else 0)))
         return changed
 
+    def dismiss(self, uid: str, model_key: str, item: str) -> None:
+        """A dismissal this worker just stored: it counts here at once (the other workers read it in the feed)."""
+        self._apply(uid, model_key, dismissed=self.user(uid).dismissed.get(model_key, frozenset()) | {item})
+
     def read_users(self, uids: list[str], content_types: list[ContentType]) -> None:
         """Read those users' whole histories of those types again (one query per type); raises the driver's
         errors (the caller decides what an outage means)."""

@@ -164,7 +164,8 @@ def interactions_count(*, content_type: ContentType) -> int:
     return int(records[0]["n"]) if records else 0
 
 
-def _key_param(ct: ContentType, ids: list[str]) -> list:
+def key_param(ct: ContentType, ids: list[str]) -> list:
+    """Item ids as the graph keys them (MAL's as integers; an id that cannot be one is left out)."""
     if not ct.id_is_int:
         return [str(i) for i in ids]
     out = []
@@ -234,7 +235,7 @@ def items_by_ids(*, content_type: ContentType, ids: list[str]) -> dict[str, dict
     records = graph.query(  # one record of two lists: the driver costs ~20 us per record, whatever its size
         f"UNWIND $ids AS key {item_match(ct, 'key')} "
         f"RETURN collect(i.{ct.id_property}) AS ids, collect({details_projection(ct)}) AS props",
-        ids=_key_param(ct, ids),
+        ids=key_param(ct, ids),
     )
     if not records:
         return {}

@@ -28,6 +28,7 @@ from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
 from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
+from app.services.training_status import JobReport, status_read
 
 logger = logging.getLogger(__name__)
 
@@ -223,45 +224,70 @@ def training_running(*, model_dir: Path | None = None) -> bool:
         os.close(fd)
 
 
-def models_train(*, content_types: list[str] | None = None, show_progress: bool = False) -> dict[str, bool]:
+def models_train(*, content_types: list[str] | None = None, show_progress: bool = False,
+                 job_id: str | None = None) -> dict[str, bool]:
     """Train every content type (or the given ones), then the taste model; {model_key: trained}. One failing
-    type does not stop the others; each failure is logged with its reason. Raises TrainingInProgressError when
-    one is running, ServiceUnavailableError when the graph cannot be read at all."""
+    type does not stop the others; each failure is logged with its reason. Reports as it goes into the training
+    status file (app/services/training_status.py; `job_id`: the job this run is). Raises TrainingInProgressError
+    when one is running, ServiceUnavailableError when the graph cannot be read at all."""
     rows = [content_type_get(key=k) for k in content_types] if content_types else list(CONTENT_TYPES)
+    try:
+        with training_lock():
+            return _run(rows, show_progress, JobReport(job_id, keys=[*[ct.model_key for ct in rows], TASTE_KEY]))
+    except TrainingInProgressError:
+        if job_id and status_read().get("job_id") == job_id:  # our job's spawn lost a race: say so in its status
+            JobReport(job_id, keys=[]).finish(None, "another training was already running", kind="in_progress")
+        raise
+
+
+def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dict[str, bool]:
     results: dict[str, bool] = {}
-    with training_lock():
-        started = time.perf_counter()
+    report.begin()
+    started = time.perf_counter()
+    try:
+        users_directory_refresh()
+        counts = {ct.model_key: data.interactions_count(content_type=ct) for ct in CONTENT_TYPES}
+    except GRAPH_ERRORS as exc:
+        logger.error("Could not refresh the user directory: %s", exc)
+        message = f"The graph database is unreachable, so nothing can be trained: {exc}"
+        report.finish(None, message, kind="unavailable")
+        raise ServiceUnavailableError(message) from exc
+    epochs = epochs_for_run(interactions=counts, retrained=[ct.model_key for ct in rows])
+    logger.info("Training with %d epochs (%d interactions in the graph, LIGHTFM_EPOCH_BUDGET %d)", epochs,
+                sum(counts.values()), settings.LIGHTFM_EPOCH_BUDGET)
+    for ct in rows:
+        t0 = time.perf_counter()
+        report.type_state(ct.model_key, "training")
         try:
-            users_directory_refresh()
-            counts = {ct.model_key: data.interactions_count(content_type=ct) for ct in CONTENT_TYPES}
-        except GRAPH_ERRORS as exc:
-            logger.error("Could not refresh the user directory: %s", exc)
-            raise ServiceUnavailableError(f"The graph database is unreachable, so nothing can be trained: {exc}") from exc
-        epochs = epochs_for_run(interactions=counts, retrained=[ct.model_key for ct in rows])
-        logger.info("Training with %d epochs (%d interactions in the graph, LIGHTFM_EPOCH_BUDGET %d)", epochs,
-                    sum(counts.values()), settings.LIGHTFM_EPOCH_BUDGET)
-        for ct in rows:
-            try:
-                trained = model_train(content_type=ct, show_progress=show_progress, epochs=epochs)
-            except Exception as exc:  # a training that fails for any reason leaves the served model; logged
-                logger.error("Training the %s model failed: %s", ct.model_key, exc, exc_info=True)
-                results[ct.model_key] = False
-                continue
-            if trained is None:
-                results[ct.model_key] = False
-                continue
-            registry.put(ct.model_key, trained)
-            results[ct.model_key] = True
-        try:
-            served = {ct.model_key: registry.get(ct.model_key) for ct in CONTENT_TYPES}
-            taste = taste_model_train(trained=served, show_progress=show_progress, epochs=epochs)
-            if taste is not None:
-                registry.put(TASTE_KEY, taste)
-            results[TASTE_KEY] = taste is not None
-        except Exception as exc:  # as above: the served taste model stays
-            logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
-            results[TASTE_KEY] = False
-        logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
+            trained = model_train(content_type=ct, show_progress=show_progress, epochs=epochs)
+        except Exception as exc:  # a training that fails for any reason leaves the served model; logged
+            logger.error("Training the %s model failed: %s", ct.model_key, exc, exc_info=True)
+            results[ct.model_key] = False
+            report.type_state(ct.model_key, "failed", error=str(exc), seconds=round(time.perf_counter() - t0, 1))
+            continue
+        results[ct.model_key] = trained is not None
+        if trained is None:
+            report.type_state(ct.model_key, "skipped", error="no interactions in the graph")
+            continue
+        registry.put(ct.model_key, trained)
+        report.type_state(ct.model_key, "done", version=trained.version, seconds=round(time.perf_counter() - t0, 1),
+                          metrics=trained.manifest.get("metrics") or {})
+    t0 = time.perf_counter()
+    report.type_state(TASTE_KEY, "training")
+    try:
+        served = {ct.model_key: registry.get(ct.model_key) for ct in CONTENT_TYPES}
+        taste = taste_model_train(trained=served, show_progress=show_progress, epochs=epochs)
+        if taste is not None:
+            registry.put(TASTE_KEY, taste)
+        results[TASTE_KEY] = taste is not None
+        report.type_state(TASTE_KEY, "done" if taste is not None else "skipped",
+                          seconds=round(time.perf_counter() - t0, 1))
+    except Exception as exc:  # as above: the served taste model stays
+        logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
+        results[TASTE_KEY] = False
+        report.type_state(TASTE_KEY, "failed", error=str(exc))
+    logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
+    report.finish(results)
     return results
 
 

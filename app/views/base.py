@@ -67,11 +67,15 @@ class AnonymousApiView(ApiView):
     permission_classes = [AllowAny]
 
 
-class SharedAnonThrottle(AnonRateThrottle):
-    """Per client address, counted in a file-based cache that every worker process shares (a view using one
-    sets initial_in_thread: the count is file I/O)."""
+class SharedThrottleCache:
+    """A throttle counted in a file-based cache that every worker process shares (a view using one sets
+    initial_in_thread: the count is file I/O)."""
 
     cache = caches["throttle"]
+
+
+class SharedAnonThrottle(SharedThrottleCache, AnonRateThrottle):
+    """Per client address, across worker processes."""
 
 
 # DRF refuses a NUL character in any CharField (400); this pattern says so in the schema.

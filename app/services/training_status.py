@@ -1,0 +1,78 @@
+"""The training status file: what the running or last training run reports as it goes (per type state,
+metrics, seconds, errors), replaced atomically beside the models (MUSICBUD_MODEL_DIR/training_status.json)
+so that every process and worker sharing the model directory reads the same job."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+STATUS_FILE = "training_status.json"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def status_path() -> Path:
+    return Path(settings.MUSICBUD_MODEL_DIR) / STATUS_FILE
+
+
+def status_read() -> dict:
+    try:
+        return json.loads(status_path().read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        logger.warning("%s is not valid JSON: ignored", status_path())
+        return {}
+
+
+def status_write(status: dict) -> None:
+    path = status_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(status, f, indent=1)
+    os.replace(tmp, path)
+
+
+class JobReport:
+    """What a training run reports as it goes (app/services/training.py's models_train calls it)."""
+
+    def __init__(self, job_id: str | None = None, *, keys: list[str]) -> None:
+        previous = status_read()
+        if job_id and previous.get("job_id") == job_id:
+            self.status = previous
+        else:
+            self.status = {"job_id": job_id or secrets.token_hex(6), "requested_at": now_iso(),
+                           "types": {key: {"state": "pending"} for key in keys}}
+        self.status.update(state="running", pid=os.getpid(), started_at=now_iso(), finished_at=None, error=None)
+        self._lock = threading.Lock()
+
+    def _save(self) -> None:
+        with self._lock:
+            status_write(self.status)
+
+    def begin(self) -> None:
+        self._save()
+
+    def type_state(self, key: str, state: str, **fields) -> None:
+        self.status["types"].setdefault(key, {}).update(state=state, **fields)
+        done = sum(p.get("state") in ("done", "failed", "skipped") for p in self.status["types"].values())
+        self.status["progress"] = round(done / max(len(self.status["types"]), 1), 3)
+        self._save()
+
+    def finish(self, results: dict[str, bool] | None, error: str | None = None, kind: str | None = None) -> None:
+        self.status.update(state="failed" if error else "succeeded", finished_at=now_iso(), error=error,
+                           error_kind=kind, results=results or {}, progress=1.0)
+        self._save()
