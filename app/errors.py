@@ -16,6 +16,13 @@ class AuthenticationError(ApplicationError):
     status_code = 401
 
 
+class UnknownAccountError(AuthenticationError):
+    """A valid token (or refresh token) whose user id the auth database does not hold: a token of the original
+    MusicBud backend for a user that never logged in here, or a deleted user."""
+
+    default_message = "The token's user is unknown here: log in to this service again."
+
+
 class UnknownContentTypeError(ApplicationError):
     status_code = 404
 

@@ -1,6 +1,8 @@
 """Output shapes of the API, built from the content-type table so every type documents its own items."""
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType
@@ -75,6 +77,13 @@ def bud_serializer(**kwargs):
     )
 
 
+def account_serializer():
+    return inline_serializer(name="Account", fields={
+        "username": serializers.CharField(), "first_name": serializers.CharField(),
+        "last_name": serializers.CharField(), "email": serializers.CharField(),
+        "avatar_url": serializers.CharField(allow_null=True), "is_staff": serializers.BooleanField()})
+
+
 def envelope_serializer(name: str, data_field):
     return inline_serializer(
         name=name,
@@ -98,3 +107,28 @@ def all_recommendations_serializer():
     fields = {ct.key: item_serializer(ct, many=True) for ct in CONTENT_TYPES}
     fields[BUDS_KEY] = bud_serializer(many=True)
     return inline_serializer(name="AllRecommendations", fields=fields)
+
+
+class BodyRequiredSchema(AutoSchema):
+    """A view method's schema whose request body is required although no one field of it is (one of several
+    is; drf-spectacular marks a body required only when some field is)."""
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body
+
+
+def body_required(method):
+    """Marks a view method's request body required in the schema (put it below @extend_schema)."""
+    method.kwargs = {**getattr(method, "kwargs", {}), "schema": BodyRequiredSchema}
+    return method
+
+
+def one_of_fields(*, name: str, fields: dict[str, serializers.Field]):
+    """A request body of exactly one of `fields` (one field under several names), as a oneOf in the schema."""
+    return PolymorphicProxySerializer(
+        component_name=name, resource_type_field_name=None,
+        serializers=[inline_serializer(name=f"{name}{''.join(p.capitalize() for p in key.split('_'))}",
+                                       fields={key: field}) for key, field in fields.items()])

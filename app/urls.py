@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from app.content_types import CONTENT_TYPES
 from app.views import auth_views, health_views
 from app.views import recommendations_views as recs
+from app.views.base import path_alias
 
 # Django tries the patterns in order (each miss costs ~2 us), so the endpoints every client calls come first:
 # the token check, then each type's recommendations (none of these literal paths overlaps another pattern).
@@ -12,8 +13,19 @@ urlpatterns = [path("ping/", health_views.PingApi.as_view(), name="ping")]
 urlpatterns += [path(f"recommendations/{ct.key}/", recs.TYPED_RECOMMENDATION_VIEWS[ct.key].as_view(),
                      name=f"recommendations-{ct.key}") for ct in CONTENT_TYPES]
 urlpatterns += [
+    # The MusicBud apps call several paths without the trailing slash, or by the names of another backend: each
+    # is registered as it is called (APPEND_SLASH would answer a POST with a redirect no client follows).
     path("login/", auth_views.LoginApi.as_view(), name="login"),
+    path("login", path_alias(auth_views.LoginApi, operation="login_no_slash").as_view(), name="login-no-slash"),
+    path("auth/login", path_alias(auth_views.LoginApi, operation="auth_login").as_view(), name="auth-login"),
+    path("auth/login/json", path_alias(auth_views.LoginApi, operation="auth_login_json").as_view(),
+         name="auth-login-json"),
     path("token/refresh/", auth_views.TokenRefreshApi.as_view(), name="token-refresh"),
+    path("token/refresh", path_alias(auth_views.TokenRefreshApi, operation="token_refresh_no_slash").as_view(),
+         name="token-refresh-no-slash"),
+    path("auth/refresh", path_alias(auth_views.TokenRefreshApi, operation="auth_refresh").as_view(),
+         name="auth-refresh"),
+    path("auth/me", auth_views.MeApi.as_view(), name="auth-me"),
     path("health/", health_views.HealthApi.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -91,3 +92,22 @@ def validated(serializer_class, data) -> dict:
     if not data:
         _DEFAULTS[serializer_class] = dict(s.validated_data)
     return s.validated_data
+
+
+def path_alias(view: type[ApiView], *, operation: str) -> type[ApiView]:
+    """`view` for one more path (the apps call some paths without the trailing slash, or by another name; a
+    POST is never redirected): a subclass that answers the same, whose operations are named `<operation>_<method>`
+    in the schema (drf-spectacular names operations after the path, so `/v1/x` would collide with `/v1/x/`)."""
+
+    def alias(handler):
+        async def aliased(self, request, *args, **kwargs):
+            return await handler(self, request, *args, **kwargs)
+
+        if hasattr(handler, "kwargs"):  # the original's schema, extended (never altered)
+            aliased.kwargs = dict(handler.kwargs)
+        return aliased
+
+    methods = {method: extend_schema(operation_id=f"{operation}_{method}")(alias(getattr(view, method)))
+               for method in ("get", "post") if hasattr(view, method)}
+    name = "".join(part.capitalize() for part in operation.split("_"))
+    return type(f"{view.__name__}As{name}", (view,), methods)

@@ -88,7 +88,8 @@ async def test_an_unknown_item_id_gets_404(client, demo_models, item_id):
     ('"a string"', "application/json", 400),
     ('{"username": ["demo"], "password": {"a": 1}}', "application/json", 400),
     ('{"username": "de\\u0000mo", "password": "x"}', "application/json", 400),
-    ("username=demo&password=x", "application/x-www-form-urlencoded", 415),
+    ("username=demo&password=x", "text/plain", 415),
+    ("username=demo", "application/x-www-form-urlencoded", 400),
     ("<xml/>", "text/xml", 415),
 ])
 async def test_a_body_that_is_not_the_expected_json_gets_a_4xx(client, body, content_type, status):
