@@ -23,6 +23,12 @@ class UnknownAccountError(AuthenticationError):
     default_message = "The token's user is unknown here: log in to this service again."
 
 
+class InvalidContentTypeError(ApplicationError):
+    """A type the endpoint does not serve, named in a path or a query (400, listing the valid ones)."""
+
+    status_code = 400
+
+
 class UnknownContentTypeError(ApplicationError):
     status_code = 404
 

@@ -27,9 +27,12 @@ urlpatterns += [
          name="auth-refresh"),
     path("auth/me", auth_views.MeApi.as_view(), name="auth-me"),
     path("health/", health_views.HealthApi.as_view(), name="health"),
+    path("health", path_alias(health_views.HealthApi, operation="health_no_slash").as_view(), name="health-no-slash"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("recommendations/", recs.RecommendationsApi.as_view(), name="recommendations"),
+    path("recommendations", path_alias(recs.RecommendationsApi, operation="recommendations_no_slash").as_view(),
+         name="recommendations-no-slash"),
     path("recommendations/public/", recs.PublicRecommendationsApi.as_view(), name="recommendations-public"),
     path("recommendations/train/models/", recs.TrainModelsApi.as_view(), name="train-models"),
     path("recommendations/buds/", recs.BudsApi.as_view(), name="recommendations-buds"),
@@ -39,7 +42,8 @@ urlpatterns += [path(f"recommendations/{ct.key}/<str:item_id>/similar/", recs.TY
 if settings.MUSICBUD_BENCH_BASELINE:  # bench/serving.py only
     urlpatterns += [path("bench/seed-baseline/<str:type_key>/", recs.SeedBaselineRecommendationsApi.as_view(),
                          name="bench-seed-baseline")]
-# Unknown types: the same views answer 404 with the supported types (kept out of the schema).
+# Unknown types: the same views answer with the supported types, 400 for recommendations (as the original
+# backend did), 404 for similar items (kept out of the schema).
 urlpatterns += [
     path("recommendations/<str:type_key>/", recs.RecommendationsByTypeApi.as_view(), name="recommendations-type"),
     path("recommendations/<str:type_key>/<str:item_id>/similar/", recs.SimilarItemsApi.as_view(),

@@ -8,7 +8,8 @@ from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
 from app import serializers as shapes
-from app.content_types import CONTENT_TYPES, ContentType
+from app.content_types import ALL_KEYS, BY_KEY, BY_MODEL_KEY, CONTENT_TYPES, ContentType
+from app.errors import InvalidContentTypeError
 from app.services import recommendation_service as recs
 from app.views.base import AnonymousApiView, SharedAnonThrottle, UserApiView, ok, validated
 
@@ -50,17 +51,25 @@ class RecommendationsByTypeApi(UserApiView):
     """GET /v1/recommendations/<type>/ for one type; one subclass per row of the table (exact schemas)."""
 
     allowed_query_params = frozenset({"n"})
-    content_type: ContentType | None = None  # None: the catch-all that answers 404 for unknown types
+    content_type: ContentType | None = None  # None: the catch-all that answers 400 for unknown types
 
     @extend_schema(exclude=True)
     async def get(self, request, type_key: str | None = None):
-        key = self.content_type.key if self.content_type else type_key
+        key = self.content_type.key if self.content_type else recommendation_type(type_key)
         n = validated(CountSerializer, request.query_params)["n"]
         answer = await recs.recommendations_for_user(username=request.user.username, content_type=key, n=n)
         response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
         if answer.model_version:
             response[MODEL_VERSION_HEADER] = answer.model_version
         return response
+
+
+def recommendation_type(key: str) -> str:
+    """A type of GET /v1/recommendations/<type>/ (an API key, or the model key "movie" for "movies"); 400 as the
+    original backend answered, naming the valid types, for any other (buds has a view of its own)."""
+    if key in BY_KEY or key in BY_MODEL_KEY:
+        return key
+    raise InvalidContentTypeError(f"Invalid recommendation type: {key}. Valid types: {list(ALL_KEYS)}")
 
 
 class BudsApi(UserApiView):
