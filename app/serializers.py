@@ -63,16 +63,24 @@ def item_serializer(ct: ContentType, *, with_similarity: bool = False, **kwargs)
 
 
 def bud_serializer(**kwargs):
+    bud_fields = {"uid": serializers.CharField(), "username": serializers.CharField()}
     return inline_serializer(
         **kwargs,
         name="Bud",
         fields={
             "id": serializers.CharField(),
+            "uid": serializers.CharField(help_text="The same as id (the apps read uid)."),
             "username": serializers.CharField(),
             "similarity": serializers.FloatField(min_value=0.0, max_value=1.0),
+            "similarity_score": serializers.FloatField(min_value=0.0, max_value=1.0,
+                                                       help_text="The same as similarity (the apps' name)."),
+            "bud": inline_serializer(name="BudPerson", fields=bud_fields),
             "shared": serializers.DictField(
                 child=inline_serializer(name="SharedItem", fields={
                     "id": serializers.CharField(), "title": serializers.CharField(allow_null=True)}, many=True)),
+            **{f"common_{key}_count": serializers.IntegerField(
+                min_value=0, help_text=f"How many {key} both have (all of them, not only those in shared).")
+               for key in ("artists", "tracks", "genres")},
         },
     )
 
