@@ -85,6 +85,22 @@ def bud_serializer(**kwargs):
     )
 
 
+def content_item_serializer(**kwargs):
+    """An item of a flat list of several types (data.content)."""
+    return inline_serializer(name="ContentItem", fields={
+        "id": serializers.CharField(),
+        "type": serializers.ChoiceField(choices=[ct.model_key for ct in CONTENT_TYPES]),
+        "title": serializers.CharField(allow_null=True), "name": serializers.CharField(allow_null=True),
+        "cover": serializers.CharField(allow_null=True, help_text="The item's image_url."),
+        "artist": serializers.CharField(allow_null=True)}, **kwargs)
+
+
+def public_recommendations_serializer():
+    fields = {ct.key: item_serializer(ct, many=True, required=False) for ct in CONTENT_TYPES}
+    fields["content"] = content_item_serializer(many=True)
+    return inline_serializer(name="PublicRecommendations", fields=fields)
+
+
 def account_serializer():
     return inline_serializer(name="Account", fields={
         "username": serializers.CharField(), "first_name": serializers.CharField(),

@@ -79,6 +79,24 @@ class SharedAnonThrottle(AnonRateThrottle):
 NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
 
 
+class GuestCountSerializer(serializers.Serializer):
+    """How many items: `n`, or `limit` (the React Native app's name for it), 1 to 100; giving both with
+    different values is a 400 naming both. Validated data: {"n"} (default_n when neither is given)."""
+
+    default_n = 10
+
+    n = serializers.IntegerField(min_value=1, max_value=100, required=False, help_text="How many items (default 10).")
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, help_text="Another name for n.")
+
+    def validate(self, attrs):
+        n, limit = attrs.pop("n", None), attrs.pop("limit", None)
+        if n is not None and limit is not None and n != limit:
+            raise serializers.ValidationError(
+                {"limit": [f"n and limit are one parameter: n={n} and limit={limit} differ; give one of them."]})
+        attrs["n"] = n if n is not None else limit if limit is not None else self.default_n
+        return attrs
+
+
 _DEFAULTS: dict[type, dict] = {}
 
 

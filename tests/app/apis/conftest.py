@@ -123,3 +123,9 @@ def fresh_throttle():
     caches["throttle"].clear()
     yield
     caches["throttle"].clear()
+
+
+async def some_item_id(client, type_key: str) -> str:
+    """The id of one item of a type the served model holds (the first popular one)."""
+    body = (await client.get("/v1/recommendations/public/", {"type": type_key, "n": 1})).json()
+    return body["data"][type_key][0]["id"]

@@ -51,7 +51,7 @@ async def test_it_gives_a_new_user_popular_items(client, users, demo_models):
     assert len(items) == 5
     assert all(i["reason"] == "popular" and i["because"] == [] for i in items)
     public = await client.get("/v1/recommendations/public/?type=anime&n=5")
-    assert [i["id"] for i in items] == [i["id"] for i in public.json()["data"]]
+    assert [i["id"] for i in items] == [i["id"] for i in public.json()["data"]["anime"]]
 
 
 async def test_it_answers_400_for_an_unknown_type_listing_the_valid_ones(client, users, demo_models):
