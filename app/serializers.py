@@ -5,7 +5,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from app.content_types import BUDS_KEY, CONTENT_TYPES, ContentType
+from app.content_types import BUDS_KEY, BY_KEY, CONTENT_TYPES, ContentType
 
 # The type of each detail property the table names (one place; a new property gets a line here).
 _PROPERTY_FIELDS = {
@@ -95,10 +95,53 @@ def content_item_serializer(**kwargs):
         "artist": serializers.CharField(allow_null=True)}, **kwargs)
 
 
+def guest_item_serializer(ct: ContentType, **kwargs):
+    """A popular item as the guest screens read it (app/services/item_shapes.py: guest_item_json)."""
+    fields = {"id": serializers.CharField()}
+    fields.update({p: _PROPERTY_FIELDS[p]() for p in ct.detail_properties})
+    fields["image_url"] = serializers.CharField(allow_null=True)
+    fields["image"] = serializers.CharField(allow_null=True, help_text="The same as image_url.")
+    if ct.model_key == "track":
+        fields["artist"] = serializers.CharField(allow_null=True, help_text="The first of artists.")
+        fields["duration"] = serializers.CharField(allow_null=True, help_text='duration_ms as "m:ss".')
+    elif ct.model_key == "artist":
+        fields["genre"] = serializers.CharField(allow_null=True, help_text="The first of genres.")
+    fields["recommendation_score"] = serializers.FloatField()
+    fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "popular"])
+    fields["because"] = _because_serializer(ct, many=True)
+    return inline_serializer(name=f"{ct.label}GuestItem", fields=fields, **kwargs)
+
+
+def genre_serializer(**kwargs):
+    return inline_serializer(name="Genre", fields={
+        "id": serializers.CharField(help_text="The name's slug."), "name": serializers.CharField(),
+        "color": serializers.RegexField(r"^#[0-9A-F]{6}$", help_text="#RRGGBB, the same for a name every time.")},
+        **kwargs)
+
+
 def public_recommendations_serializer():
     fields = {ct.key: item_serializer(ct, many=True, required=False) for ct in CONTENT_TYPES}
     fields["content"] = content_item_serializer(many=True)
     return inline_serializer(name="PublicRecommendations", fields=fields)
+
+
+def trending_serializer():
+    fields = {ct.key: guest_item_serializer(ct, many=True, required=False) for ct in CONTENT_TYPES}
+    fields["content"] = content_item_serializer(many=True)
+    return inline_serializer(name="Trending", fields=fields)
+
+
+def discover_serializer():
+    return inline_serializer(name="Discover", fields={
+        "trending_tracks": guest_item_serializer(BY_KEY["tracks"], many=True),
+        **{f"popular_{key}": guest_item_serializer(BY_KEY[key], many=True)
+           for key in ("artists", "movies", "manga", "anime")},
+        "genres": genre_serializer(many=True)})
+
+
+def genres_serializer(groups):
+    return inline_serializer(name="GenresByGroup",
+                             fields={group: genre_serializer(many=True, required=False) for group in groups})
 
 
 def account_serializer():

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from app.content_types import CONTENT_TYPES
 from app.views import auth_views, health_views
+from app.views import discovery_views as discovery
 from app.views import recommendations_views as recs
 from app.views.base import path_alias
 
@@ -36,6 +37,19 @@ urlpatterns += [
     path("recommendations/public/", recs.PublicRecommendationsApi.as_view(), name="recommendations-public"),
     path("recommendations/train/models/", recs.TrainModelsApi.as_view(), name="train-models"),
     path("recommendations/buds/", recs.BudsApi.as_view(), name="recommendations-buds"),
+    # The guest discovery screens (Flutter's guest_service.dart, React Native's api.ts / contentApi.ts).
+    path("discover/public/", discovery.DiscoverApi.as_view(), name="discover-public"),
+    path("discover/public/trending/", discovery.TrendingApi.as_view(), name="discover-public-trending"),
+    path("discover/public/trending", path_alias(discovery.TrendingApi, operation="trending_no_slash").as_view(),
+         name="discover-public-trending-no-slash"),
+    path("discover/public/genres/", discovery.GenresApi.as_view(), name="discover-public-genres"),
+    path("discover/public/genres", path_alias(discovery.GenresApi, operation="genres_no_slash").as_view(),
+         name="discover-public-genres-no-slash"),
+    path("content/public/<str:content_type>/<str:item_id>/", discovery.ContentDetailsApi.as_view(),
+         name="content-public-details"),
+    path("discover/public/<str:content_type>/<str:item_id>/",
+         path_alias(discovery.ContentDetailsApi, operation="discover_public_details").as_view(),
+         name="discover-public-details"),
 ]
 urlpatterns += [path(f"recommendations/{ct.key}/<str:item_id>/similar/", recs.TYPED_SIMILAR_VIEWS[ct.key].as_view(),
                      name=f"similar-{ct.key}") for ct in CONTENT_TYPES]

@@ -29,7 +29,7 @@ def before_generate_path_parameters(context, strategy):
 # One query parameter under two names (the MusicBud apps' names beside ours): the API answers 400 when both are
 # given and differ, a constraint OpenAPI 3.0 cannot state, so such cases are not generated (filter_case: every
 # phase; a filter_query hook does not reach the coverage phase).
-_ALIASED_QUERY = (("n", "limit"),)
+_ALIASED_QUERY = (("n", "limit"), ("type", "content_type"))
 
 
 @schemathesis.hook

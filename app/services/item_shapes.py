@@ -1,6 +1,7 @@
 """The one shape of an item in every answer: its details (at least its id, then the content type's detail
 properties), then what the answer says of it (recommendation_score, reason, because; or similarity). The guest
-screens read items of several types as one flat list (content_json)."""
+screens' shapes add what the MusicBud apps read (guest_item_json), or flatten items of several types into one
+list (content_json)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,30 @@ def artist_of(details: Mapping[str, Any]) -> str | None:
         name = first.get("name") if isinstance(first, Mapping) else first
         return name if isinstance(name, str) and name else None
     return None
+
+
+def duration_text(duration_ms: Any) -> str | None:
+    """"m:ss" of a duration in milliseconds (None when there is none)."""
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, (int, float)) or duration_ms < 0:
+        return None
+    seconds = int(round(duration_ms / 1000))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def guest_item_json(model_key: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as the guest screens read it: as every answer has it, plus `image_url` (the details' or None) and
+    `image` (the same); a track also has `artist` (a string) and `duration` ("m:ss"), an artist `genre` (the
+    first of its genres)."""
+    out = dict(item)
+    out["image_url"] = item.get("image_url")
+    out["image"] = out["image_url"]
+    if model_key == "track":
+        out["artist"] = artist_of(item)
+        out["duration"] = duration_text(item.get("duration_ms"))
+    elif model_key == "artist":
+        genres = item.get("genres")
+        out["genre"] = genres[0] if isinstance(genres, (list, tuple)) and genres else None
+    return out
 
 
 def content_json(ct: ContentType, item: Mapping[str, Any]) -> dict[str, Any]:

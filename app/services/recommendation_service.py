@@ -15,7 +15,8 @@ has n items when the type has that many.
 
 Each step decides for itself whether it needs a thread (a file or a Neo4j read) or runs on the event loop
 (everything already in memory, the usual case). Buds, health and training have their own modules; this
-module is their façade for the views.
+module is their façade for the views. The guest discovery answers (app/services/discovery.py) are built on its
+popular items.
 """
 from __future__ import annotations
 
