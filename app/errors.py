@@ -16,6 +16,19 @@ class AuthenticationError(ApplicationError):
     status_code = 401
 
 
+class UnknownAccountError(AuthenticationError):
+    """A valid token (or refresh token) whose user id the auth database does not hold: a token of the original
+    MusicBud backend for a user that never logged in here, or a deleted user."""
+
+    default_message = "The token's user is unknown here: log in to this service again."
+
+
+class InvalidContentTypeError(ApplicationError):
+    """A type the endpoint does not serve, named in a path or a query (400, listing the valid ones)."""
+
+    status_code = 400
+
+
 class UnknownContentTypeError(ApplicationError):
     status_code = 404
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -82,6 +83,24 @@ class SharedAnonThrottle(SharedThrottleCache, AnonRateThrottle):
 NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
 
 
+class GuestCountSerializer(serializers.Serializer):
+    """How many items: `n`, or `limit` (the React Native app's name for it), 1 to 100; giving both with
+    different values is a 400 naming both. Validated data: {"n"} (default_n when neither is given)."""
+
+    default_n = 10
+
+    n = serializers.IntegerField(min_value=1, max_value=100, required=False, help_text="How many items (default 10).")
+    limit = serializers.IntegerField(min_value=1, max_value=100, required=False, help_text="Another name for n.")
+
+    def validate(self, attrs):
+        n, limit = attrs.pop("n", None), attrs.pop("limit", None)
+        if n is not None and limit is not None and n != limit:
+            raise serializers.ValidationError(
+                {"limit": [f"n and limit are one parameter: n={n} and limit={limit} differ; give one of them."]})
+        attrs["n"] = n if n is not None else limit if limit is not None else self.default_n
+        return attrs
+
+
 _DEFAULTS: dict[type, dict] = {}
 
 
@@ -95,3 +114,22 @@ def validated(serializer_class, data) -> dict:
     if not data:
         _DEFAULTS[serializer_class] = dict(s.validated_data)
     return s.validated_data
+
+
+def path_alias(view: type[ApiView], *, operation: str) -> type[ApiView]:
+    """`view` for one more path (the apps call some paths without the trailing slash, or by another name; a
+    POST is never redirected): a subclass that answers the same, whose operations are named `<operation>_<method>`
+    in the schema (drf-spectacular names operations after the path, so `/v1/x` would collide with `/v1/x/`)."""
+
+    def alias(handler):
+        async def aliased(self, request, *args, **kwargs):
+            return await handler(self, request, *args, **kwargs)
+
+        if hasattr(handler, "kwargs"):  # the original's schema, extended (never altered)
+            aliased.kwargs = dict(handler.kwargs)
+        return aliased
+
+    methods = {method: extend_schema(operation_id=f"{operation}_{method}")(alias(getattr(view, method)))
+               for method in ("get", "post") if hasattr(view, method)}
+    name = "".join(part.capitalize() for part in operation.split("_"))
+    return type(f"{view.__name__}As{name}", (view,), methods)

@@ -3,14 +3,24 @@ app/services/recommendation_service.py and answers in the envelope."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
 
 from app import serializers as shapes
-from app.content_types import CONTENT_TYPES, ContentType
+from app.content_types import ALL_KEYS, BY_KEY, BY_MODEL_KEY, CONTENT_TYPES, ContentType
+from app.errors import InvalidContentTypeError
 from app.services import recommendation_service as recs
-from app.views.base import AnonymousApiView, SharedAnonThrottle, UserApiView, ok, validated
+from app.views.base import (
+    AnonymousApiView,
+    GuestCountSerializer,
+    SharedAnonThrottle,
+    UserApiView,
+    ok,
+    validated,
+)
 
 
 class CountSerializer(serializers.Serializer):
@@ -50,17 +60,25 @@ class RecommendationsByTypeApi(UserApiView):
     """GET /v1/recommendations/<type>/ for one type; one subclass per row of the table (exact schemas)."""
 
     allowed_query_params = frozenset({"n"})
-    content_type: ContentType | None = None  # None: the catch-all that answers 404 for unknown types
+    content_type: ContentType | None = None  # None: the catch-all that answers 400 for unknown types
 
     @extend_schema(exclude=True)
     async def get(self, request, type_key: str | None = None):
-        key = self.content_type.key if self.content_type else type_key
+        key = self.content_type.key if self.content_type else recommendation_type(type_key)
         n = validated(CountSerializer, request.query_params)["n"]
         answer = await recs.recommendations_for_user(username=request.user.username, content_type=key, n=n)
         response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
         if answer.model_version:
             response[MODEL_VERSION_HEADER] = answer.model_version
         return response
+
+
+def recommendation_type(key: str) -> str:
+    """A type of GET /v1/recommendations/<type>/ (an API key, or the model key "movie" for "movies"); 400 as the
+    original backend answered, naming the valid types, for any other (buds has a view of its own)."""
+    if key in BY_KEY or key in BY_MODEL_KEY:
+        return key
+    raise InvalidContentTypeError(f"Invalid recommendation type: {key}. Valid types: {list(ALL_KEYS)}")
 
 
 class BudsApi(UserApiView):
@@ -134,25 +152,54 @@ class GuestThrottle(SharedAnonThrottle):
     scope = "guest"
 
 
-class PublicRecommendationsApi(AnonymousApiView):
-    throttle_classes = [GuestThrottle]
-    initial_in_thread = True
-    allowed_query_params = frozenset({"type", "n"})
+# A genre parameter names at least one genre: some character that is not a comma or a space (and no NUL).
+GENRE_NAMES = RegexValidator(r"^[^\x00]*[^\x00,\s][^\x00]*$", "Name at least one genre (names separated by commas).")
 
-    class InputSerializer(serializers.Serializer):
+
+class GuestApiView(AnonymousApiView):
+    """Open to anyone (a token, or a bad Authorization header such as `Bearer null`, is not read), throttled per
+    client address."""
+
+    throttle_classes = [GuestThrottle]
+    initial_in_thread = True  # the throttle's count is file I/O
+
+
+class PublicRecommendationsApi(GuestApiView):
+    """Popular items, always keyed by type (`?type=movies` answers `data.movies`), plus `data.content` (all of
+    them in one flat list) and `is_personalized: false`, as the MusicBud apps read them."""
+
+    allowed_query_params = frozenset({"type", "n", "limit", "genre"})
+
+    class InputSerializer(GuestCountSerializer):
         class Meta:
             ref_name = "PublicQuery"
 
         type = serializers.ChoiceField(choices=["all"] + [ct.key for ct in CONTENT_TYPES], default="all")
-        n = serializers.IntegerField(min_value=1, max_value=100, default=10)
+        genre = serializers.ListField(
+            child=serializers.CharField(max_length=100, validators=[GENRE_NAMES]), required=False, max_length=20,
+            help_text="Only items of these genres (any of them; case does not matter): the parameter repeated, "
+                      "or names separated by commas. Items without genres never match.")
+
+        def validate(self, attrs):
+            attrs = super().validate(attrs)
+            given = attrs.pop("genre", None)
+            genres = frozenset(name.strip().casefold() for value in given or () for name in value.split(","))
+            genres -= {""}
+            if given is not None and not genres:
+                raise serializers.ValidationError({"genre": ["Name at least one genre."]})
+            attrs["genres"] = genres or None
+            return attrs
 
     @extend_schema(parameters=[InputSerializer], responses={
-        200: shapes.envelope_serializer("PublicEnvelope", serializers.JSONField()),
+        200: shapes.inline_serializer(name="PublicEnvelope", fields={
+            "success": serializers.BooleanField(), "message": serializers.CharField(),
+            "data": shapes.public_recommendations_serializer(), "is_personalized": serializers.BooleanField()}),
         400: shapes.error_envelope(), 429: shapes.error_envelope(), 503: shapes.error_envelope()})
     async def get(self, request):
         data = validated(self.InputSerializer, request.query_params)
-        result = await recs.popular_items_by_type(content_type=data["type"], n=data["n"])
-        return ok("Popular items fetched successfully", result)
+        result = await recs.popular_items_by_type(content_type=data["type"], n=data["n"], genres=data["genres"])
+        return Response({"success": True, "message": "Popular items fetched successfully", "data": result,
+                         "is_personalized": False})
 
 
 class SeedBaselineRecommendationsApi(UserApiView):

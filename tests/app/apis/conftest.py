@@ -3,6 +3,7 @@ users, tokens, and Django's async test client (the views are async: no sync clie
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 
 import jwt
@@ -104,3 +105,27 @@ def assert_envelope(body: dict, *, success: bool) -> None:
     assert isinstance(body["message"], str) and body["message"]
     if not success:
         assert body["data"] is None
+
+
+def original_backend_token_for(user_id) -> str:
+    """An access token as the original MusicBud backend's simplejwt issues it: signed with the same key, claims
+    `user_id` (the Django user's pk) and no `username`."""
+    payload = {"token_type": "access", "exp": int(time.time()) + 600, "iat": int(time.time()),
+               "jti": uuid.uuid4().hex, "user_id": user_id}
+    return jwt.encode(payload, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")
+
+
+@pytest.fixture
+def fresh_throttle():
+    """Throttle counts emptied before and after (the guest and login endpoints count per client address)."""
+    from django.core.cache import caches
+
+    caches["throttle"].clear()
+    yield
+    caches["throttle"].clear()
+
+
+async def some_item_id(client, type_key: str) -> str:
+    """The id of one item of a type the served model holds (the first popular one)."""
+    body = (await client.get("/v1/recommendations/public/", {"type": type_key, "n": 1})).json()
+    return body["data"][type_key][0]["id"]

@@ -23,7 +23,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # Tokens are checked before anything reads the auth database: a user that is not even there will do.
 USER = SimpleNamespace(id=424242, pk=424242, username="demo", is_active=True)
-PUBLIC = {"login", "token-refresh", "health", "schema", "docs", "recommendations-public"}
+PUBLIC = {"login", "login-no-slash", "auth-login", "auth-login-json", "token-refresh", "token-refresh-no-slash",
+          "auth-refresh", "health", "health-no-slash", "health-root", "schema", "docs", "recommendations-public",
+          "discover-public", "discover-public-trending", "discover-public-trending-no-slash", "discover-public-genres",
+          "discover-public-genres-no-slash", "content-public-details", "discover-public-details"}
 SAMPLES = {"type_key": "podcasts", "item_id": "tt0000001"}  # an unknown type too must not answer before auth
 
 
@@ -54,8 +57,8 @@ STAFF_ONLY = [(url, name, view, method) for url, name, view, method in PROTECTED
 def test_the_walk_sees_every_kind_of_endpoint():
     names = {name for _, name, _ in ENDPOINTS}
     assert PUBLIC <= names
-    assert {"recommendations", "recommendations-movies", "similar-anime", "recommendations-type", "similar-type",
-            "train-models", "recommendations-buds"} <= names
+    assert {"recommendations", "recommendations-no-slash", "recommendations-movies", "similar-anime",
+            "recommendations-type", "similar-type", "train-models", "recommendations-buds", "auth-me"} <= names
     assert len(PROTECTED) > 30 and STAFF_ONLY
 
 
@@ -90,7 +93,7 @@ async def test_a_staff_only_endpoint_answers_403_to_a_normal_user(client, users,
         assert_envelope(response.json(), success=False)
 
 
-@pytest.mark.parametrize("url", ["/v1/health/", "/v1/schema/", "/v1/docs/"])
+@pytest.mark.parametrize("url", ["/v1/health/", "/v1/health", "/health", "/v1/schema/", "/v1/docs/"])
 async def test_the_public_reads_need_no_token(client, url):
     assert (await client.get(url)).status_code == 200
 

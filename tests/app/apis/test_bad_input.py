@@ -1,6 +1,7 @@
 """Bad input on every endpoint gets a clear 4xx in the envelope, never a 500: bodies over
 DATA_UPLOAD_MAX_MEMORY_SIZE (413, JSON bodies included: DRF's parsers read the stream past Django's own check),
-unknown or valueless query parameters, n out of range, unknown ids, bodies that are not JSON."""
+unknown or valueless query parameters, n or limit out of range (or both, differing), unknown types and ids,
+bodies that are not JSON (or form-encoded, for login)."""
 from __future__ import annotations
 
 import json
@@ -11,11 +12,15 @@ from django.conf import settings
 
 from tests.app.apis.conftest import assert_envelope, bearer, token_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_throttle")]
 
 USER = SimpleNamespace(id=424242, pk=424242, username="demo", is_active=True)  # the token is all these views read
-GETS_WITH_N = ["/v1/recommendations/", "/v1/recommendations/movies/", "/v1/recommendations/buds/",
-               "/v1/recommendations/anime/1/similar/", "/v1/recommendations/public/"]
+GUESTS_WITH_LIMIT = ["/v1/recommendations/public/", "/v1/discover/public/", "/v1/discover/public/trending/",
+                     "/v1/discover/public/trending", "/v1/discover/public/genres/", "/v1/discover/public/genres"]
+GETS_WITH_N = ["/v1/recommendations/", "/v1/recommendations", "/v1/recommendations/movies/",
+               "/v1/recommendations/buds/", "/v1/recommendations/anime/1/similar/", *GUESTS_WITH_LIMIT]
+GETS_WITHOUT_PARAMETERS = ["/v1/health/", "/v1/health", "/health", "/v1/auth/me", "/v1/ping/",
+                           "/v1/content/public/movie/tt1/", "/v1/discover/public/anime/1/"]
 
 
 def _error(response, status: int) -> dict:
@@ -29,7 +34,8 @@ def _too_big() -> str:
     return json.dumps({"username": "demo", "password": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
 
 
-@pytest.mark.parametrize("url", ["/v1/login/", "/v1/token/refresh/"])
+@pytest.mark.parametrize("url", ["/v1/login/", "/v1/login", "/v1/auth/login/json", "/v1/token/refresh/",
+                                 "/v1/auth/refresh"])
 async def test_a_json_body_over_the_limit_gets_413(client, url):
     response = await client.post(url, _too_big(), content_type="application/json")
     assert "too large" in _error(response, 413)["message"]
@@ -48,7 +54,7 @@ async def test_a_body_at_the_limit_is_read(client):
     assert response.status_code == 401  # parsed, then refused as a wrong password
 
 
-@pytest.mark.parametrize("url", GETS_WITH_N + ["/v1/health/"])
+@pytest.mark.parametrize("url", GETS_WITH_N + GETS_WITHOUT_PARAMETERS)
 async def test_an_unknown_query_parameter_gets_400_naming_it(client, url):
     response = await client.get(url, {"count": "5"}, headers=bearer(token_for(USER)))
     assert "count" in _error(response, 400)["message"]
@@ -67,13 +73,33 @@ async def test_n_out_of_range_gets_400(client, url, n):
     assert "n" in _error(response, 400)["errors"]
 
 
-async def test_an_unknown_public_type_gets_400(client):
-    from django.core.cache import caches
+@pytest.mark.parametrize("url", GUESTS_WITH_LIMIT)
+@pytest.mark.parametrize("limit", ["0", "101", "abc", "2.5"])
+async def test_limit_out_of_range_gets_400(client, url, limit):
+    response = await client.get(url, {"limit": limit})
+    assert "limit" in _error(response, 400)["errors"]
 
-    caches["throttle"].clear()
-    response = await client.get("/v1/recommendations/public/", {"type": "podcasts"})
-    assert "type" in _error(response, 400)["errors"]
-    caches["throttle"].clear()
+
+@pytest.mark.parametrize("url", GUESTS_WITH_LIMIT)
+async def test_n_and_limit_that_differ_get_400_naming_both(client, url):
+    message = _error(await client.get(url, {"n": "2", "limit": "3"}), 400)["message"]
+    assert "n=2" in message and "limit=3" in message
+
+
+@pytest.mark.parametrize("url, parameter", [("/v1/recommendations/public/", "type"),
+                                            ("/v1/discover/public/trending/", "type"),
+                                            ("/v1/discover/public/trending", "content_type"),
+                                            ("/v1/discover/public/genres/", "category")])
+async def test_an_unknown_public_type_gets_400(client, url, parameter):
+    response = await client.get(url, {parameter: "podcasts"})
+    assert parameter in _error(response, 400)["errors"]
+
+
+@pytest.mark.parametrize("url", ["/v1/recommendations/podcasts/", "/v1/content/public/podcast/1/",
+                                 "/v1/discover/public/podcast/1/"])
+async def test_an_unknown_type_in_the_path_gets_400(client, url):
+    response = await client.get(url, headers=bearer(token_for(USER)))
+    assert "Invalid" in _error(response, 400)["message"]
 
 
 @pytest.mark.parametrize("item_id", ["0", "999999999", "not-a-number", "%00", "..", "x" * 300])
@@ -88,13 +114,14 @@ async def test_an_unknown_item_id_gets_404(client, demo_models, item_id):
     ('"a string"', "application/json", 400),
     ('{"username": ["demo"], "password": {"a": 1}}', "application/json", 400),
     ('{"username": "de\\u0000mo", "password": "x"}', "application/json", 400),
-    ("username=demo&password=x", "application/x-www-form-urlencoded", 415),
+    ("username=demo&password=x", "text/plain", 415),
     ("<xml/>", "text/xml", 415),
+    ("username=de%00mo&password=x", "application/x-www-form-urlencoded", 400),
+    ("username=demo", "application/x-www-form-urlencoded", 400),
 ])
-async def test_a_body_that_is_not_the_expected_json_gets_a_4xx(client, body, content_type, status):
-    from django.core.cache import caches
-
-    caches["throttle"].clear()
-    response = await client.post("/v1/login/", body, content_type=content_type)
+@pytest.mark.parametrize("url", ["/v1/login/", "/v1/auth/login/json", "/v1/token/refresh", "/v1/auth/refresh"])
+async def test_a_body_that_is_not_the_expected_one_gets_a_4xx(client, body, content_type, status, url):
+    if url.endswith("refresh") and content_type == "application/x-www-form-urlencoded":
+        status = 415  # the refresh endpoints take JSON only
+    response = await client.post(url, body, content_type=content_type)
     _error(response, status)
-    caches["throttle"].clear()

@@ -30,3 +30,12 @@ async def test_it_reports_neo4j_down_when_unreachable(client, demo_models, setti
         graph.close()
     assert response.status_code == 200
     assert response.json()["data"]["neo4j"] == "down"
+
+
+@pytest.mark.parametrize("path", ["/v1/health", "/health"])
+async def test_it_answers_the_same_without_the_slash_and_outside_v1(client, demo_models, path):
+    response = await client.get(path)
+    assert response.status_code == 200
+    body = response.json()
+    assert_envelope(body, success=True)
+    assert body["data"] == (await client.get("/v1/health/")).json()["data"]

@@ -1,3 +1,5 @@
+"""POST /v1/login/ (also /v1/login, /v1/auth/login, /v1/auth/login/json): JSON or form-encoded, tokens at the top
+level, throttled against password guessing on every path together."""
 import pytest
 
 from tests.app.apis.conftest import assert_envelope
@@ -56,3 +58,32 @@ async def test_it_is_throttled_against_password_guessing(client, users, settings
     assert codes[-1] == 429
     assert_envelope(response.json(), success=False)
     caches["throttle"].clear()
+
+
+@pytest.mark.parametrize("path", ["/v1/login/", "/v1/login", "/v1/auth/login", "/v1/auth/login/json"])
+async def test_every_path_answers_the_same_tokens(client, users, fresh_throttle, path):
+    response = await client.post(path, {"username": "demo", "password": "demo-pass-123"},
+                                 content_type="application/json")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"success", "message", "access_token", "refresh_token"}
+
+
+async def test_it_accepts_a_form_encoded_body(client, users, fresh_throttle):
+    response = await client.post("/v1/login/", "username=demo&password=demo-pass-123",
+                                 content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert response.json()["access_token"].count(".") == 2
+
+
+async def test_it_answers_415_for_another_content_type(client, users, fresh_throttle):
+    response = await client.post("/v1/auth/login", "username=demo", content_type="text/plain")
+    assert response.status_code == 415
+    assert_envelope(response.json(), success=False)
+
+
+async def test_the_throttle_counts_every_login_path_together(client, users, fresh_throttle):
+    paths = ["/v1/login/", "/v1/login", "/v1/auth/login", "/v1/auth/login/json"]
+    codes = [(await client.post(paths[i % 4], {"username": "demo", "password": "guess-guess"},
+                                content_type="application/json")).status_code for i in range(11)]
+    assert codes == [401] * 10 + [429]

@@ -51,3 +51,11 @@ async def test_it_accepts_n_and_refuses_it_out_of_range(client, users, demo_mode
         response = await client.get(f"/v1/recommendations/?n={bad}", headers=headers)
         assert response.status_code == 400, bad
         assert_envelope(response.json(), success=False)
+
+
+async def test_it_answers_the_same_without_the_trailing_slash(client, users, demo_models):
+    headers = bearer(token_for(users["normal"]))
+    slashed = await client.get("/v1/recommendations/?n=2", headers=headers)
+    response = await client.get("/v1/recommendations?n=2", headers=headers)
+    assert response.status_code == 200  # not a redirect
+    assert response.json() == slashed.json()

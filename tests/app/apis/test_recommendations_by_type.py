@@ -1,7 +1,8 @@
-"""GET /v1/recommendations/<type>/: a list, 20 by default, n from 1 to 100, 404 for an unknown type."""
+"""GET /v1/recommendations/<type>/: a list, 20 by default, n from 1 to 100, 400 for an unknown type (as the original
+backend answered)."""
 import pytest
 
-from app.content_types import BY_KEY, CONTENT_TYPES
+from app.content_types import ALL_KEYS, BY_KEY, CONTENT_TYPES
 from tests.app.apis.conftest import assert_envelope, bearer, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,15 +51,23 @@ async def test_it_gives_a_new_user_popular_items(client, users, demo_models):
     assert len(items) == 5
     assert all(i["reason"] == "popular" and i["because"] == [] for i in items)
     public = await client.get("/v1/recommendations/public/?type=anime&n=5")
-    assert [i["id"] for i in items] == [i["id"] for i in public.json()["data"]]
+    assert [i["id"] for i in items] == [i["id"] for i in public.json()["data"]["anime"]]
 
 
-async def test_it_answers_404_for_an_unknown_type_listing_the_supported_ones(client, users, demo_models):
+async def test_it_answers_400_for_an_unknown_type_listing_the_valid_ones(client, users, demo_models):
     response = await client.get("/v1/recommendations/podcasts/", headers=bearer(token_for(users["normal"])))
-    assert response.status_code == 404
+    assert response.status_code == 400
     body = response.json()
     assert_envelope(body, success=False)
-    assert "podcasts" in body["message"] and "movies" in body["message"] and "buds" in body["message"]
+    assert body["message"] == f"Invalid recommendation type: podcasts. Valid types: {list(ALL_KEYS)}"
+
+
+async def test_it_answers_buds_as_a_type(client, users, demo_models):
+    response = await client.get("/v1/recommendations/buds/?n=4", headers=bearer(token_for(users["normal"])))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["message"] == "Buds recommendations fetched successfully"
+    assert isinstance(body["data"], list) and len(body["data"]) == 4
 
 
 @pytest.mark.parametrize("bad", ["0", "101", "abc", "-1", "2.5"])
