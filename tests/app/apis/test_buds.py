@@ -42,7 +42,7 @@ def _graph_shared(uid: str, other: str, type_key: str) -> int:
     from app.content_types import BY_KEY
 
     ct = BY_KEY[type_key]
-    path = f"-[:{ct.account_rel}]->(:{ct.account_label})-[:{'|'.join(ct.rel_types)}]->(i:{ct.label})"
+    path = f"-[:{ct.account_rels}]->(:{ct.account_labels})-[:{'|'.join(ct.rel_types)}]->(i:{ct.label})"
     records = graph.query(f"MATCH (:ParentUser {{uid: $uid}}){path} WITH collect(DISTINCT i) AS mine "
                           f"MATCH (:ParentUser {{uid: $other}}){path} WHERE i IN mine RETURN count(DISTINCT i) AS n",
                           uid=uid, other=other)
