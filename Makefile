@@ -45,8 +45,10 @@ run: neo4j-start
 	$(PY) manage.py train_models --if-missing
 	$(MAKE) serve
 
+TRAIN_EVERY ?= 60m
+
 serve:
-	$(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
+	MUSICBUD_TRAIN_EVERY=$${MUSICBUD_TRAIN_EVERY-$(TRAIN_EVERY)} $(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
 		--loop uvloop --http httptools --no-access-log
 
 test: install deps-debian

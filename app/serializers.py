@@ -208,3 +208,20 @@ def one_of_fields(*, name: str, fields: dict[str, serializers.Field]):
         component_name=name, resource_type_field_name=None,
         serializers=[inline_serializer(name=f"{name}{''.join(p.capitalize() for p in key.split('_'))}",
                                        fields={key: field}) for key, field in fields.items()])
+
+
+def training_status_serializer():
+    """The running or last training job (app/services/training_jobs.py)."""
+    part = inline_serializer(name="TrainingTypeStatus", fields={
+        "state": serializers.ChoiceField(choices=["pending", "training", "done", "skipped", "failed"]),
+        "version": serializers.CharField(required=False), "seconds": serializers.FloatField(required=False),
+        "metrics": serializers.DictField(required=False), "error": serializers.CharField(required=False)})
+    return inline_serializer(name="TrainingStatus", fields={
+        "job_id": serializers.CharField(), "state": serializers.ChoiceField(
+            choices=["starting", "running", "succeeded", "failed"]),
+        "progress": serializers.FloatField(required=False), "pid": serializers.IntegerField(required=False),
+        "requested_at": serializers.CharField(), "started_at": serializers.CharField(required=False, allow_null=True),
+        "finished_at": serializers.CharField(required=False, allow_null=True),
+        "error": serializers.CharField(required=False, allow_null=True),
+        "types": serializers.DictField(child=part), "results": serializers.DictField(
+            child=serializers.BooleanField(), required=False)})

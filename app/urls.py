@@ -36,6 +36,7 @@ urlpatterns += [
          name="recommendations-no-slash"),
     path("recommendations/public/", recs.PublicRecommendationsApi.as_view(), name="recommendations-public"),
     path("recommendations/train/models/", recs.TrainModelsApi.as_view(), name="train-models"),
+    path("recommendations/train/models/status/", recs.TrainingStatusApi.as_view(), name="train-models-status"),
     path("recommendations/buds/", recs.BudsApi.as_view(), name="recommendations-buds"),
     path("recommendations/feedback/", feedback_views.FeedbackApi.as_view(), name="recommendations-feedback"),
     # The guest discovery screens (Flutter's guest_service.dart, React Native's api.ts / contentApi.ts).

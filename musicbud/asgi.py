@@ -24,3 +24,8 @@ if settings.MUSICBUD_LIVE:  # what users do reaches this worker's answers at onc
     from app.services.live import live  # noqa: E402
 
     live.start()
+
+if settings.MUSICBUD_TRAIN_EVERY:  # scheduled retraining, one job at a time (app/services/training_jobs.py)
+    from app.services.training_jobs import training_schedule_start  # noqa: E402
+
+    training_schedule_start()

@@ -70,6 +70,21 @@ def env_rate(name: str, default: str) -> str:
     return value
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def env_duration(name: str, default: str) -> float | None:
+    """A duration such as 30s, 60m, 2h, 1d in seconds; "", "off" or "0" mean none (None)."""
+    value = env_str(name, default).strip().lower()
+    if value in ("", "off", "0"):
+        return None
+    match = _DURATION.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{name}={value!r} is not a duration: use <number><s|m|h|d>, e.g. 60m, or off")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     value = env_str(name, default).strip()
     scheme, sep, rest = value.partition("://")

@@ -44,7 +44,8 @@ from app.services.health import health_get, models_status
 from app.services.item_shapes import because_json, content_json, item_json
 from app.services.model_registry import TASTE_KEY, registry
 from app.services.served import Served, served_aget
-from app.services.training import models_train, training_run, training_running
+from app.services.training import models_train, training_running
+from app.services.training_jobs import training_job_run, training_status_aget
 from app.services.live import UserLive, user_live_aget
 from app.services.user_directory import user_uid_aget
 
@@ -59,7 +60,8 @@ __all__ = [
     "models_train",
     "popular_items",
     "popular_items_by_type",
-    "training_run",
+    "training_job_run",
+    "training_status_aget",
     "recommendations_all_for_user",
     "recommendations_for_user",
     "similar_items",

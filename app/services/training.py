@@ -4,7 +4,6 @@ then the joint taste model over every type. `models_train` is the run; the API, 
 test_recommendations.py start it through the recommendation service's façade."""
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import logging
 import os
@@ -290,7 +289,3 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
     report.finish(results)
     return results
 
-
-async def training_run(*, content_types: list[str] | None = None) -> dict[str, bool]:
-    """models_train in a worker thread, for a caller on the event loop that waits for it."""
-    return await asyncio.to_thread(models_train, content_types=content_types)

@@ -101,18 +101,32 @@ def training_job_start(*, content_types: list[str] | None = None) -> dict:
         status = {"job_id": job_id, "state": "starting", "requested_at": now_iso(), "progress": 0.0,
                   "types": {key: {"state": "pending"} for key in [*keys, TASTE_KEY]}}
         status_write(status)
-        log_dir = Path(settings.MUSICBUD_VAR_DIR) / "training"
+        log_dir = Path(settings.VAR_DIR) / "training"
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, str(ROOT / "manage.py"), "train_models", "--job", job_id]
         for key in content_types or ():
             cmd += ["--type", content_type_get(key=key).key]
         with open(log_dir / f"{job_id}.log", "ab") as log:
             process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                       env={**os.environ, "MUSICBUD_LIVE": "false", "MUSICBUD_TRAIN_EVERY": ""})
+                                       env=_job_env())
         status["pid"] = process.pid
         status_write(status)
     logger.info("Training job %s started (pid %d)", job_id, process.pid)
     return status
+
+
+def _job_env() -> dict[str, str]:
+    """The job's environment: this process's, with the graph and model settings it serves with (which may have
+    been set other than from the environment), and no follower or schedule of its own."""
+    return {**os.environ, "NEO4J_BOLT_URL": settings.NEO4J_BOLT_URL, "NEO4J_PASSWORD": settings.NEO4J_PASSWORD,
+            "NEO4J_DATABASE": settings.NEO4J_DATABASE, "MUSICBUD_MODEL_DIR": str(settings.MUSICBUD_MODEL_DIR),
+            "MUSICBUD_MODEL_HMAC_KEY": settings.MUSICBUD_MODEL_HMAC_KEY, "MUSICBUD_VAR_DIR": str(settings.VAR_DIR),
+            "MUSICBUD_LIVE": "false", "MUSICBUD_TRAIN_EVERY": "off"}
+
+
+async def training_status_aget() -> dict:
+    """training_status_get off the event loop (it reads a file and probes the lock)."""
+    return await asyncio.to_thread(training_status_get)
 
 
 async def training_job_run(*, content_types: list[str] | None = None, wait: bool = True) -> dict:

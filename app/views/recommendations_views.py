@@ -137,15 +137,42 @@ class IsStaff(BasePermission):
 
 
 class TrainModelsApi(UserApiView):
+    """Start a training job (its own process, never a serving worker's thread). By default the call waits for it
+    and answers {model key: trained}, as the seed's endpoint did; `?wait=false` answers 202 with the job at once
+    (follow it at train/models/status/)."""
+
     permission_classes = [IsStaff]
     initial_in_thread = True  # the staff check reads the database
+    allowed_query_params = frozenset({"wait"})
 
-    @extend_schema(request=None, responses={
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TrainQuery"
+
+        wait = serializers.BooleanField(default=True)
+
+    @extend_schema(request=None, parameters=[InputSerializer], responses={
         200: shapes.envelope_serializer("TrainingEnvelope", serializers.DictField(child=serializers.BooleanField())),
+        202: shapes.envelope_serializer("TrainingJobEnvelope", shapes.training_status_serializer()),
         401: shapes.error_envelope(), 403: shapes.error_envelope(), 409: shapes.error_envelope(),
         503: shapes.error_envelope()})
     async def post(self, request):
-        return ok("Model training completed", await recs.training_run())
+        wait = validated(self.InputSerializer, request.query_params)["wait"]
+        result = await recs.training_job_run(wait=wait)
+        if not wait:
+            return ok("Model training started", result, status_code=202)
+        return ok("Model training completed", result)
+
+
+class TrainingStatusApi(UserApiView):
+    permission_classes = [IsStaff]
+    initial_in_thread = True
+
+    @extend_schema(responses={200: shapes.envelope_serializer("TrainingStatusEnvelope",
+                                                              shapes.training_status_serializer()),
+                              401: shapes.error_envelope(), 403: shapes.error_envelope()})
+    async def get(self, request):
+        return ok("Training status fetched successfully", await recs.training_status_aget())
 
 
 class GuestThrottle(SharedAnonThrottle):

@@ -14,15 +14,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--type", action="append", dest="types", choices=[ct.key for ct in CONTENT_TYPES],
                             help="train only this content type (repeatable)")
+        parser.add_argument("--job", help="run as this training job (the training endpoint's; reports its status)")
         parser.add_argument("--if-missing", action="store_true",
                             help="train only when no model is saved yet (in this version's format)")
 
-    def handle(self, *args, types=None, if_missing=False, **options):
+    def handle(self, *args, types=None, if_missing=False, job=None, **options):
         if if_missing and any(model_saved(settings.MUSICBUD_MODEL_DIR, key) for key in MODEL_KEYS):
             self.stdout.write("Models already trained; skipping (drop --if-missing to retrain).")
             return
         try:
-            results = models_train(content_types=types, show_progress=True)
+            results = models_train(content_types=types, show_progress=job is None, job_id=job)
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         for key, ok in results.items():
