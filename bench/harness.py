@@ -328,6 +328,25 @@ class BenchStack:
             return json.loads(response.read())["access_token"]
 
 
+    def tokens_of(self, names_code: str, name: str) -> Path:
+        """Access tokens (one per line, in bench/<size>/<name>.txt) of the usernames a Python expression over the
+        served `registry` gives (a list), each with a login's claims and the server's key."""
+        code = (
+            "from rest_framework_simplejwt.tokens import AccessToken\n"
+            "from app.services.model_registry import registry\n"
+            f"names = {names_code}\n"
+            "for number, name in enumerate(names):\n"
+            "    token = AccessToken()\n"
+            "    token['user_id'], token['username'] = str(2_000_000 + number), name\n"
+            "    print('TOKEN', token)\n")
+        out = self.manage("shell", "-c", code, env=self.env(MUSICBUD_LOG_LEVEL="WARNING"))
+        tokens = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("TOKEN ")]
+        if not tokens:
+            raise BenchError(f"no user for {name}:\n{out[-2000:]}")
+        path = self.dir / f"{name}.txt"
+        path.write_text("\n".join(tokens) + "\n")
+        return path
+
     def tokens_of_many_users(self, count: int) -> Path:
         """Access tokens of up to `count` distinct seeded users that the movie model knows, each with the claims a
         login gives (user id, username), signed with the server's key: load in which no user (so no cached

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from ai.model_store import current_version, load_model  # noqa: E402
-from app.content_types import CONTENT_TYPES, account_pattern  # noqa: E402
+from app.content_types import CONTENT_TYPES  # noqa: E402
 from bench.harness import result_write, table  # noqa: E402
 from scripts import live_stack  # noqa: E402
 
@@ -73,16 +73,20 @@ class Versions:
             time.sleep(0.02)
 
 
-def _grow_graph(round_: int, rng: random.Random) -> int:
-    """Add NEW_ITEMS items to every type, each liked by NEW_EDGES users who have that type's account."""
+def _grow_graph(round_: int, rng: random.Random, probed: set[str]) -> int:
+    """Add NEW_ITEMS items to every type, each liked by NEW_EDGES users who have that type's (first) account and
+    are not among the users asked about (whose answers must stay a function of the model version alone: the
+    others' answers change at once, folded in from their new edges)."""
     from app import graph
     from app.services.graph_writes import interactions_upsert, items_upsert
 
     edges = 0
     for ct in CONTENT_TYPES:
         uids = [r["uid"] for r in graph.query(
-            f"MATCH {account_pattern(ct)} RETURN DISTINCT u.uid AS uid ORDER BY uid")]
-        ids = [(9_000_000 + round_ * 100 + j) if ct.id_is_int else f"bench-{round_}-{j}" for j in range(NEW_ITEMS)]
+            f"MATCH (u:ParentUser)-[:{ct.account.rel}]->(:{ct.account.label}) RETURN DISTINCT u.uid AS uid "
+            f"ORDER BY uid") if r["uid"] not in probed]
+        ids = [(9_000_000 + round_ * 100 + j) if ct.id_is_int else f"bench-{ct.model_key}-{round_}-{j}"
+               for j in range(NEW_ITEMS)]
         items_upsert(content_type=ct, rows=[{ct.id_property: i, ct.title_property: f"New {ct.label} {i}"}
                                             for i in ids])
         rel = next(iter(ct.edges))
@@ -93,14 +97,23 @@ def _grow_graph(round_: int, rng: random.Random) -> int:
 
 
 def _trainer(stack: live_stack.RunningStack, done: threading.Event, trainings: list[dict], *, rounds: int | None,
-             rng: random.Random) -> None:
+             rng: random.Random, probed: set[str], failed: list[BaseException]) -> None:
+    try:
+        _train_rounds(stack, done, trainings, rounds=rounds, rng=rng, probed=probed)
+    except BaseException as exc:  # the load stops too: say why
+        failed.append(exc)
+        raise
+
+
+def _train_rounds(stack: live_stack.RunningStack, done: threading.Event, trainings: list[dict], *,
+                  rounds: int | None, rng: random.Random, probed: set[str]) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {stack.token(live_stack.ADMIN)}"}
     round_ = 0
     while not done.is_set() and (rounds is None or round_ < rounds):
         round_ += 1
-        edges = _grow_graph(round_, rng)
+        edges = _grow_graph(round_, rng, probed)
         started = time.perf_counter()
         response = httpx.post(f"{stack.server.url}/v1/recommendations/train/models/", headers=headers, timeout=900)
         trainings.append({"round": round_, "status": response.status_code, "new_edges": edges,
@@ -209,16 +222,18 @@ def run(*, requests: int, connections: int, seed: dict, bolt_url: str | None, ne
         def plan():
             """`requests` requests, and more until a training has finished and every worker had time to reload."""
             sent = 0
-            while sent < requests or not trainings or time.monotonic() < trainings[0]["finished"] + reload_seconds + 1:
+            while not failed and (sent < requests or not trainings
+                                  or time.monotonic() < trainings[0]["finished"] + reload_seconds + 1):
                 user = rng.choice(users)
                 yield user, rng.choice(CONTENT_TYPES).key, tokens[user]
                 sent += 1
 
         watcher = threading.Thread(target=versions.watch, daemon=True)
         watcher.start()
-        done, trainings = threading.Event(), []
+        done, trainings, failed = threading.Event(), [], []
         trainer = threading.Thread(target=_trainer, args=(stack, done, trainings),
-                                   kwargs={"rounds": trainings_max, "rng": rng})
+                                   kwargs={"rounds": trainings_max, "rng": rng, "probed": {directory[u] for u in users},
+                                           "failed": failed})
         log(f"load: {requests:,} requests at {connections} connections for {len(users)} users, trainings back to back")
         started = time.perf_counter()
         trainer.start()
@@ -226,6 +241,8 @@ def run(*, requests: int, connections: int, seed: dict, bolt_url: str | None, ne
         seconds = time.perf_counter() - started
         done.set()
         trainer.join()
+        if failed:
+            raise RuntimeError(f"the trainings stopped: {failed[0]!r}") from failed[0]
         versions.poll_once()
         versions.stop.set()
         watcher.join()

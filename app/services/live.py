@@ -14,9 +14,11 @@ reaches this worker two ways:
   `created_at` (MusicBud's own graph has no edge property at all) and removed edges (an unlike). For a type whose
   model was trained on untimed edges (or that has no model yet), a user's history is re-read when they ask and
   their last read is MUSICBUD_HISTORY_REREAD_SECONDS (1 s) old or more: the request waits for that read (~1 ms
-  on loopback). For a type the feed follows, a user who asks is re-read in the background (batched, the request
-  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (30 s) old, which bounds how long a
-  removed edge keeps counting: an unlike is seen by the answers given from ~30 s after it (plus one answer).
+  on loopback). For a type the feed follows, a user who asks is checked in the background (batched, the request
+  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (30 s) old: one query per type counts
+  the items every such user has, and only a user whose count differs from what is known is read again whole.
+  That bounds how long a removed edge keeps counting: an unlike is seen by the answers given from ~30 s after
+  it (plus one answer).
 
 When Neo4j is unreachable, answers go on from memory; the feed resumes from its watermark when it returns (no
 like written meanwhile is lost) and re-reads are tried again.
@@ -88,6 +90,8 @@ class LiveHistories:
         self._stop = threading.Event()
         self._down_logged = False
         self.polls = 0
+        self.rechecked = 0  # users whose history size was checked (x types)
+        self.reread = 0  # of which read again whole (their size differed)
         self.lag_seconds: float | None = None  # how far behind the graph's clock the feed was at its last poll
 
     # --- reading (the serving path; no I/O) --------------------------------------------------------------
@@ -231,17 +235,38 @@ class LiveHistories:
         self.polls += 1
         return changed
 
-    def recheck(self, batch: int = 500) -> int:
-        """Re-read (whole) the histories of users who asked and whose last read is old; returns how many."""
+    def recheck(self, batch: int = 1000) -> int:
+        """Check users who asked and whose last read is old: per type, how many items the graph says they have
+        against what is known (one cheap query per type for the batch); only those that differ are read whole.
+        Returns how many users were checked."""
         uids = []
         while self._pending and len(uids) < batch:
             uids.append(self._pending.pop())
-        if uids:
-            try:
-                self.read_users(uids, [ct for ct in CONTENT_TYPES if registry.current(ct.model_key) is not None])
-            except GRAPH_ERRORS:
-                self._pending.update(uids)  # again when the graph is back
-                raise
+        if not uids:
+            return 0
+        try:
+            for ct in CONTENT_TYPES:
+                model = registry.current(ct.model_key)
+                if model is None:
+                    continue
+                sizes = data.history_sizes(content_type=ct, uids=uids)
+                changed = []
+                for uid in uids:
+                    state = self.user(uid)
+                    known = state.histories.get(ct.model_key)
+                    count = len(known) if known is not None else len(_model_history(model, uid))
+                    count -= len(set(state.dismissed.get(ct.model_key, ())) & set(known or ()))
+                    if sizes.get(uid, 0) != count:
+                        changed.append(uid)
+                    else:
+                        self._apply(uid, ct.model_key, read=True)  # as known: only when it was checked
+                if changed:
+                    self.read_users(changed, [ct])
+                self.rechecked += len(uids)
+                self.reread += len(changed)
+        except GRAPH_ERRORS:
+            self._pending.update(uids)  # again when the graph is back
+            raise
         return len(uids)
 
     def step(self) -> None:

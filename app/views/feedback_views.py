@@ -1,6 +1,7 @@
 """POST /v1/recommendations/feedback/: what a user did with recommendations (dismiss, click, impression)."""
 from __future__ import annotations
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.throttling import UserRateThrottle
@@ -19,16 +20,28 @@ class FeedbackThrottle(SharedThrottleCache, UserRateThrottle):
 
 class FeedbackEventSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[ct.key for ct in CONTENT_TYPES])
-    item_id = serializers.CharField(max_length=200, validators=[NO_NUL])
+    item_id = serializers.CharField(max_length=200, trim_whitespace=False, validators=[NO_NUL])
     event = serializers.ChoiceField(choices=list(EVENTS))
 
 
+class BatchSchema(AutoSchema):
+    """The schema of a list request body that says how long the list may be (drf-spectacular leaves a
+    ListSerializer's min_length / max_length out)."""
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        if isinstance(schema, dict) and schema.get("type") == "array":
+            schema = {**schema, "minItems": 1, "maxItems": MAX_BATCH}
+        return schema, required
+
+
 class FeedbackApi(UserApiView):
+    schema = BatchSchema()
     throttle_classes = [FeedbackThrottle]
     initial_in_thread = True  # the shared throttle counts in a file
 
     @extend_schema(
-        request=FeedbackEventSerializer(many=True),
+        request=FeedbackEventSerializer(many=True, min_length=1, max_length=MAX_BATCH),
         description=f"One event, or a JSON list of at most {MAX_BATCH}. `dismiss`: never recommend the item to this "
                     "user again (and it is no positive of theirs at the next training); `click`, `impression`: "
                     "counted, for measuring recommendations. Stored whole or not at all.",
