@@ -189,6 +189,14 @@ class CrossDomainLink(ChainLink):
         self.taste_columns = taste_columns[known]  # taste column of each candidate
         self.columns = columns[known]  # its column in the type model
         self.n_items = len(model.item_map)
+        self.taste_of = np.full(self.n_items, -1, dtype=np.int64)  # type column -> taste column
+        self.taste_of[self.columns] = self.taste_columns
+        # Trained together, the type's items are one block of the taste model's columns in the type model's order
+        # (joint_interactions): score that block as a view of the factors. Otherwise gather (a copy per request).
+        start = int(self.taste_columns[0]) if self.taste_columns.size else 0
+        self.block = slice(start, start + self.n_items) if (
+            self.columns.size == self.n_items and np.array_equal(self.columns, np.arange(self.n_items))
+            and np.array_equal(self.taste_columns, start + self.columns)) else None
 
     def _user(self, user: UserQuery) -> tuple[int | None, np.ndarray | None, Any]:
         """(their row, the vector to score with, their taste items) or a None vector when the link cannot rank
@@ -213,16 +221,19 @@ class CrossDomainLink(ChainLink):
         _, vector, _ = self._user(user)
         if vector is None:
             return None
-        scores = np.full(self.n_items, -np.inf, dtype=np.float32)
-        scores[self.columns] = self.taste.factors.item_factors[self.taste_columns] @ vector
+        factors = self.taste.factors.item_factors
+        if self.block is not None:
+            scores = factors[self.block] @ vector
+        else:
+            scores = np.full(self.n_items, -np.inf, dtype=np.float32)
+            scores[self.columns] = factors[self.taste_columns] @ vector
         return top_n(scores, n, filter_items)
 
     def explain_many(self, user: UserQuery, items: list[int], k: int = 3) -> list[list[tuple[str, Any]]]:
         row, vector, history = self._user(user)
         if vector is None:
             return [[] for _ in items]
-        by_column = dict(zip(self.columns.tolist(), self.taste_columns.tolist()))
-        reasons = self.taste.factors.explain_many(row, [by_column[item] for item in items], history, k=k)
+        reasons = self.taste.factors.explain_many(row, self.taste_of[np.asarray(items, dtype=np.int64)], history, k=k)
         keys, details = self.taste.item_ids, self.taste.items
         return [[(details.value(keys[col], "id"), details.value(keys[col], "title")) for col, _ in because]
                 for because in reasons]

@@ -85,6 +85,11 @@ class TrainedModel:
         start, end = self.matrix.indptr[row], self.matrix.indptr[row + 1]
         return self.matrix.indices[start:end].astype(np.int64), self.matrix.data[start:end]
 
+    def row_size(self, user_key: str) -> int:
+        """How many items the user has in the matrix (0 for a user the model does not have)."""
+        row = self.user_map.get(user_key)
+        return 0 if row is None else int(self.matrix.indptr[row + 1] - self.matrix.indptr[row])
+
     def user_query(self, user_key: str | None, *, history: Mapping[str, float] | None = None,
                    dismissed: Iterable[str] = ()) -> UserQuery:
         """What the chain knows of a user: their row, and their items of this type with weights: as the model was

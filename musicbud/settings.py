@@ -116,16 +116,18 @@ MUSICBUD_PRELOAD_MODELS = env_bool("MUSICBUD_PRELOAD_MODELS", True)
 MUSICBUD_ANSWER_CACHE_MB = env_float("MUSICBUD_ANSWER_CACHE_MB", answer_cache.DEFAULT_MAX_MB, minimum=0.0)
 
 # What users did since training counts at once (app/services/live.py). The change feed reads edges newer than
-# its watermark every MUSICBUD_FEED_SECONDS (re-reading the last MUSICBUD_FEED_OVERLAP_SECONDS for writers whose
+# its watermark every MUSICBUD_FEED_SECONDS when the graph's edge counts moved, and every
+# MUSICBUD_FEED_FULL_SECONDS whatever they say (re-reading the last MUSICBUD_FEED_OVERLAP_SECONDS for writers whose
 # clocks lag), at most MUSICBUD_FEED_BATCH edges per edge type a read. Where the feed cannot follow (edges without
 # created_at), a user's history is re-read when they ask, at most every MUSICBUD_HISTORY_REREAD_SECONDS; where it
 # can, every MUSICBUD_HISTORY_RECHECK_SECONDS in the background (what bounds how long an unlike goes unseen).
 MUSICBUD_LIVE = env_bool("MUSICBUD_LIVE", True)  # a server worker follows the graph (make run, uvicorn)
 MUSICBUD_FEED_SECONDS = env_float("MUSICBUD_FEED_SECONDS", 0.25, minimum=0.01)
-MUSICBUD_FEED_OVERLAP_SECONDS = env_float("MUSICBUD_FEED_OVERLAP_SECONDS", 5.0, minimum=0.0)
+MUSICBUD_FEED_OVERLAP_SECONDS = env_float("MUSICBUD_FEED_OVERLAP_SECONDS", 2.0, minimum=0.0)
+MUSICBUD_FEED_FULL_SECONDS = env_float("MUSICBUD_FEED_FULL_SECONDS", 2.0, minimum=0.0)
 MUSICBUD_FEED_BATCH = env_int("MUSICBUD_FEED_BATCH", 5000, minimum=10)
 MUSICBUD_HISTORY_REREAD_SECONDS = env_float("MUSICBUD_HISTORY_REREAD_SECONDS", 1.0, minimum=0.0)
-MUSICBUD_HISTORY_RECHECK_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_SECONDS", 30.0, minimum=0.0)
+MUSICBUD_HISTORY_RECHECK_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_SECONDS", 60.0, minimum=0.0)
 MUSICBUD_LIVE_USERS = env_int("MUSICBUD_LIVE_USERS", 200_000, minimum=1)
 # A username the graph does not know is asked about again after this many seconds, not on every request.
 MUSICBUD_UNKNOWN_USER_SECONDS = env_float("MUSICBUD_UNKNOWN_USER_SECONDS", 5.0, minimum=0.0)

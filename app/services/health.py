@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from app import graph
 from app.content_types import CONTENT_TYPES
@@ -21,4 +22,8 @@ async def health_get() -> dict:
 
 
 def _health() -> dict:
-    return {"status": "ok", "neo4j": "up" if graph.is_reachable() else "down", "models": models_status()}
+    from app.services.live import live, types_followed
+
+    return {"status": "ok", "neo4j": "up" if graph.is_reachable() else "down", "models": models_status(),
+            "change_feed": {"worker": os.getpid(), "polls": live.polls, "lag_seconds": live.lag_seconds,
+                            "followed": types_followed()}}

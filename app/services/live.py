@@ -4,21 +4,24 @@ current without retraining, so that a like counts at once.
 A served model knows every user's history as it was when it was trained (its snapshot). What happened since
 reaches this worker two ways:
 
-- The change feed (edges with `created_at`, as our writers and importers make them): a follower thread reads,
-  every MUSICBUD_FEED_SECONDS (0.25 s), the edges of every content type and the dismissals created after its
-  watermark (each edge type seeks its own created_at index; app/services/graph_schema.py), and folds them into
-  the users' histories. It starts from the oldest snapshot of the served models (minus MUSICBUD_FEED_OVERLAP_SECONDS,
-  5 s, for writers whose clocks lag), so a worker that starts or reloads a model replays what the model lacks.
+- The change feed (edges with `created_at`, as our writers and importers make them): every MUSICBUD_FEED_SECONDS
+  (0.25 s) one worker of the host looks at Neo4j's count of every edge type (its count store: nothing read) and
+  signals the others when they moved (or every MUSICBUD_FEED_FULL_SECONDS, 2 s, whatever they say); then each
+  worker's follower thread reads the edges of every content type and the dismissals created after its
+  watermark (each edge type seeks its own created_at index; app/services/graph_schema.py), and folds them
+  into the users' histories. It starts from the oldest snapshot of the served models (minus
+  MUSICBUD_FEED_OVERLAP_SECONDS, 2 s, for edges committed after their created_at: every full read re-reads that
+  overlap), so a worker that starts or reloads a model replays what the model lacks.
   A user the feed says nothing of has nothing new: answering them reads nothing.
 - Re-reading a user's whole history of a type (one query), which also sees what the feed cannot: edges without
   `created_at` (MusicBud's own graph has no edge property at all) and removed edges (an unlike). For a type whose
   model was trained on untimed edges (or that has no model yet), a user's history is re-read when they ask and
   their last read is MUSICBUD_HISTORY_REREAD_SECONDS (1 s) old or more: the request waits for that read (~1 ms
   on loopback). For a type the feed follows, a user who asks is checked in the background (batched, the request
-  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (30 s) old: one query per type counts
-  the items every such user has, and only a user whose count differs from what is known is read again whole.
-  That bounds how long a removed edge keeps counting: an unlike is seen by the answers given from ~30 s after
-  it (plus one answer).
+  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (60 s) old: one query counts, for
+  a batch of such users, the items each has of every type, and only a user whose count differs from what is
+  known is read again whole. That bounds how long a removed edge keeps counting: an unlike is seen by the
+  answers given from ~60 s after it (plus one answer).
 
 When Neo4j is unreachable, answers go on from memory; the feed resumes from its watermark when it returns (no
 like written meanwhile is lost) and re-reads are tried again.
@@ -30,13 +33,17 @@ no lock; the answer cache keys a user's answers on that version. At most MUSICBU
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 
@@ -90,6 +97,12 @@ class LiveHistories:
         self._stop = threading.Event()
         self._down_logged = False
         self.polls = 0
+        self._counts: dict[str, int] | None = None  # the edge counts at the last read of the edges
+        self._full_at = float("-inf")
+        self._signal: bytes | None = None  # the last signal this worker read the edges for
+        self._newest: datetime | None = None  # the newest created_at the feed has read
+        self._replay = False  # a model was replaced: read from its snapshot at the next turn
+        self._leader_fd: int | None = None  # holds the host's feed leader lock when this worker has it
         self.rechecked = 0  # users whose history size was checked (x types)
         self.reread = 0  # of which read again whole (their size differed)
         self.lag_seconds: float | None = None  # how far behind the graph's clock the feed was at its last poll
@@ -207,16 +220,29 @@ class LiveHistories:
                             read_at={k: v for k, v in state.read_at.items() if k != ct.model_key})
             if snapshot is not None and (self._watermark is None or snapshot - overlap < self._watermark):
                 self._watermark = snapshot - overlap
+                self._newest, self._replay = None, True  # read again from there (every edge is applied again)
+                self._recent.clear()
 
     def poll(self) -> int:
-        """One read of the change feed; returns how many users' histories it changed."""
+        """One turn of the change feed; returns how many users' histories it changed. Neo4j's count of each edge
+        type (its count store: no edge read) says first whether anything was written since the last turn; the
+        edges themselves are read only then, and at least every MUSICBUD_FEED_FULL_SECONDS (an edge added and
+        another removed in one interval leave the counts as they were)."""
         self._rebase()
         if self._watermark is None:
             self._watermark = data.graph_now() - timedelta(seconds=settings.MUSICBUD_FEED_OVERLAP_SECONDS)
+        full = self._changed()
+        if self._replay:
+            full, self._replay = True, False
+        if full is None:
+            self.polls += 1
+            return 0
         limit = settings.MUSICBUD_FEED_BATCH
-        rows = data.edges_since(content_types=list(CONTENT_TYPES), since=self._watermark, limit=limit)
-        changed = self.apply_edges(rows)
         overlap = timedelta(seconds=settings.MUSICBUD_FEED_OVERLAP_SECONDS)
+        # from the newest edge seen; a full read also re-reads the overlap, for edges committed late
+        since = self._watermark if full or self._newest is None else max(self._watermark, self._newest)
+        rows = data.edges_since(content_types=list(CONTENT_TYPES), since=since, limit=limit)
+        changed = self.apply_edges(rows)
         if rows:
             newest = rows[-1]["t"]
             watermark = newest - overlap
@@ -226,8 +252,10 @@ class LiveHistories:
             for times in per_branch.values():
                 if len(times) >= limit:  # that edge type had more: the next poll starts where its batch ended
                     watermark = min(watermark, times[-1])
+                    newest = min(newest, times[-1])
             self._watermark = max(self._watermark, watermark)
-            self.lag_seconds = max(0.0, (data.graph_now() - newest).total_seconds())
+            self._newest = newest if self._newest is None else max(self._newest, newest)
+            self.lag_seconds = max(0.0, (data.graph_now() - rows[-1]["t"]).total_seconds())
         else:
             self.lag_seconds = 0.0
         for edge_id in [i for i, t in self._recent.items() if t < self._watermark]:
@@ -235,35 +263,80 @@ class LiveHistories:
         self.polls += 1
         return changed
 
+    def _changed(self) -> bool | None:
+        """Whether the edges are worth reading now. One worker of the host (the one holding the feed's leader
+        lock in MUSICBUD_VAR_DIR; another takes it over when it ends) asks Neo4j for the edge counts, and when
+        they moved, or every MUSICBUD_FEED_FULL_SECONDS, says so in a small signal file; every worker reads
+        the edges when the signal changed. So the host asks Neo4j one cheap question per interval, whatever its
+        number of workers. None: nothing to read; True: read the edges again from the overlap (a full read);
+        False: read the edges newer than the newest one seen."""
+        if self._leader():
+            counts = data.edge_counts(content_types=list(CONTENT_TYPES))
+            full = time.monotonic() - self._full_at >= settings.MUSICBUD_FEED_FULL_SECONDS
+            if counts != self._counts or full:
+                self._counts = counts
+                if full:
+                    self._full_at = time.monotonic()
+                _signal_path().parent.mkdir(parents=True, exist_ok=True)
+                tmp = _signal_path().with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"counts": counts, "full": self._full_at}))
+                os.replace(tmp, _signal_path())
+        try:
+            signal = _signal_path().read_bytes()
+        except FileNotFoundError:
+            return True  # nobody signals (yet): read
+        if signal == self._signal:
+            return None
+        full = self._signal is None or json.loads(signal)["full"] != json.loads(self._signal)["full"]
+        self._signal = signal
+        return full
+
+    def _leader(self) -> bool:
+        if self._leader_fd is None:
+            path = Path(settings.VAR_DIR) / "feed.leader.lock"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._leader_fd = fd
+            logger.info("This worker (pid %d) reads the change feed's edge counts for the host", os.getpid())
+        return True
+
     def recheck(self, batch: int = 1000) -> int:
         """Check users who asked and whose last read is old: per type, how many items the graph says they have
-        against what is known (one cheap query per type for the batch); only those that differ are read whole.
-        Returns how many users were checked."""
+        against what is known (one cheap query for the batch); only those that differ are read whole. Returns how
+        many users were checked."""
         uids = []
         while self._pending and len(uids) < batch:
             uids.append(self._pending.pop())
         if not uids:
             return 0
         try:
-            for ct in CONTENT_TYPES:
+            served = [ct for ct in CONTENT_TYPES if registry.current(ct.model_key) is not None]
+            sizes = data.history_sizes(content_types=served, uids=uids) if served else {}
+            for ct in served:
                 model = registry.current(ct.model_key)
-                if model is None:
-                    continue
-                sizes = data.history_sizes(content_type=ct, uids=uids)
                 changed = []
                 for uid in uids:
                     state = self.user(uid)
                     known = state.histories.get(ct.model_key)
-                    count = len(known) if known is not None else len(_model_history(model, uid))
-                    count -= len(set(state.dismissed.get(ct.model_key, ())) & set(known or ()))
-                    if sizes.get(uid, 0) != count:
+                    count = len(known) if known is not None else model.row_size(uid)
+                    if known is not None and state.dismissed.get(ct.model_key):
+                        count -= len(state.dismissed[ct.model_key] & known.keys())
+                    if sizes.get(uid, {}).get(ct.model_key, 0) != count:
                         changed.append(uid)
-                    else:
+                    elif known is not None or uid in self._users:
                         self._apply(uid, ct.model_key, read=True)  # as known: only when it was checked
                 if changed:
                     self.read_users(changed, [ct])
-                self.rechecked += len(uids)
                 self.reread += len(changed)
+            for uid in uids:  # a user checked in every type (and unchanged) is not checked again for a while
+                if uid not in self._users:
+                    self._publish(uid, UserLive(read_at={ct.model_key: time.monotonic() for ct in served}))
+            self.rechecked += len(uids)
         except GRAPH_ERRORS:
             self._pending.update(uids)  # again when the graph is back
             raise
@@ -307,7 +380,13 @@ class LiveHistories:
     def reset(self) -> None:
         """Forget everything (tests start from an empty worker)."""
         self.stop()
+        if self._leader_fd is not None:
+            os.close(self._leader_fd)
         self.__init__()
+
+
+def _signal_path() -> Path:
+    return Path(settings.VAR_DIR) / "feed.signal"
 
 
 def _snapshot(model: TrainedModel | None) -> datetime | None:

@@ -14,7 +14,10 @@ class HealthApi(AnonymousApiView):
     @extend_schema(responses={200: shapes.envelope_serializer("HealthEnvelope", shapes.inline_serializer(
         name="Health", fields={
             "status": serializers.CharField(), "neo4j": serializers.CharField(),
-            "models": serializers.DictField(child=serializers.JSONField(allow_null=True))}))})
+            "models": serializers.DictField(child=serializers.JSONField(allow_null=True)),
+            "change_feed": shapes.inline_serializer(name="ChangeFeed", fields={
+                "worker": serializers.IntegerField(), "polls": serializers.IntegerField(), "lag_seconds": serializers.FloatField(allow_null=True),
+                "followed": serializers.DictField(child=serializers.BooleanField())})}))})
     async def get(self, request):
         return ok("Service is alive", await recs.health_get())
 
