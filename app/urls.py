@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from app.content_types import CONTENT_TYPES
 from app.views import auth_views, feedback_views, health_views
@@ -31,6 +31,7 @@ urlpatterns += [
     path("health", path_alias(health_views.HealthApi, operation="health_no_slash").as_view(), name="health-no-slash"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="docs/redoc.html"), name="redoc"),
     path("recommendations/", recs.RecommendationsApi.as_view(), name="recommendations"),
     path("recommendations", path_alias(recs.RecommendationsApi, operation="recommendations_no_slash").as_view(),
          name="recommendations-no-slash"),
