@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from app.errors import TrainingInProgressError
 from app.services.dashboard import dashboard_get, live_status
 from app.services.training_jobs import training_job_start
+from app.views.static_views import same_origin_only
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,9 @@ _users = decorator_from_middleware(AuthenticationMiddleware)
 
 
 def with_session(view):
-    """Sessions, then the user, then CSRF: what Django's middleware would do, for this view alone."""
-    return _sessions(_users(csrf_protect(view)))
+    """Sessions, then the user, then CSRF: what Django's middleware would do, for this view alone; nothing loaded
+    from elsewhere (static_views.SAME_ORIGIN_ONLY)."""
+    return same_origin_only(_sessions(_users(csrf_protect(view))))
 
 
 def staff_required(view):
