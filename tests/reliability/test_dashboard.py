@@ -4,6 +4,8 @@ the reason; it never skips. Screenshots of every page are saved in the test's tm
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from urllib.parse import urlparse
 
@@ -29,15 +31,10 @@ def own_stack(stack, tmp_path_factory):
     server = live_stack.serve(copy.env, workers=2)
     yield copy, server
     server.stop()
-    from app.services.training_status import status_path  # noqa: F401  (the job's status file is beside the models)
-
-    status = json.loads((copy.model_dir / "training_status.json").read_text()) if (
-        copy.model_dir / "training_status.json").exists() else {}
+    status_file = copy.model_dir / "training_status.json"  # the job's status, beside the models
+    status = json.loads(status_file.read_text()) if status_file.exists() else {}
     if training_running(copy.model_dir) and status.get("pid"):
-        import os
-        import signal
-
-        os.killpg(int(status["pid"]), signal.SIGTERM)  # the job this module started (its own session)
+        os.killpg(int(status["pid"]), signal.SIGTERM)  # the job this module started (its own session), if a test failed
 
 
 @pytest.fixture(scope="module")
