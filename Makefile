@@ -38,18 +38,23 @@ neo4j-start: install
 neo4j-stop:
 	$(PY) scripts/neo4j_local.py stop
 
+# The start sequence (migrate, constraints, demo graph when empty, models when missing: scripts/start.py), then the
+# server; it ends by printing the API, docs and dashboard URLs and, the first time, the demo logins.
 run: neo4j-start
-	$(PY) manage.py migrate --noinput -v 0
-	$(PY) manage.py install_constraints
-	$(PY) manage.py seed_demo --if-empty
-	$(PY) manage.py train_models --if-missing
+	$(PY) -m scripts.start prepare
 	$(MAKE) serve
 
 TRAIN_EVERY ?= 60m
+# Every worker's /metrics counters live in files here (prometheus-client's multiprocess mode), emptied at each start.
+METRICS_DIR ?= var/prometheus
 
 serve:
-	MUSICBUD_TRAIN_EVERY=$${MUSICBUD_TRAIN_EVERY-$(TRAIN_EVERY)} $(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
-		--loop uvloop --http httptools --no-access-log
+	@rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
+	@PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) MUSICBUD_TRAIN_EVERY=$${MUSICBUD_TRAIN_EVERY-$(TRAIN_EVERY)} \
+		$(VENV)/bin/uvicorn musicbud.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) \
+		--loop uvloop --http httptools --no-access-log --lifespan off & server=$$!; \
+	trap 'kill -TERM $$server 2>/dev/null; wait $$server' INT TERM; \
+	$(PY) -m scripts.start banner http://$(HOST):$(PORT); wait $$server
 
 test: install deps-debian
 	$(PY) -m pytest

@@ -15,12 +15,15 @@ not hold is answered 401 (UnknownAccountError).
 """
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTStatelessUserScheme
+from rest_framework.authentication import BaseAuthentication
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
 from rest_framework_simplejwt.models import TokenUser
 from rest_framework_simplejwt.settings import api_settings
@@ -91,3 +94,31 @@ class CachedJWTStatelessUserScheme(SimpleJWTStatelessUserScheme):
     """The OpenAPI schema's bearer scheme for it: the same as simplejwt's stateless authentication."""
 
     target_class = "app.authentication.CachedJWTStatelessUserAuthentication"
+
+
+class ScrapeUser:
+    """Who a request holding the configured scrape token (MUSICBUD_METRICS_TOKEN) is: a scraper, not an account."""
+
+    id = None
+    username = "metrics-scraper"
+    is_authenticated = True
+    is_staff = False
+
+
+class MetricsTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <MUSICBUD_METRICS_TOKEN>` (compared in constant time), for a Prometheus scraper that
+    holds no account. Any other header is left to the next class (a staff JWT); unset token: never matches."""
+
+    keyword = b"bearer"
+
+    def authenticate(self, request):
+        expected = settings.MUSICBUD_METRICS_TOKEN
+        parts = request.META.get("HTTP_AUTHORIZATION", "").encode().split()
+        if not expected or len(parts) != 2 or parts[0].lower() != self.keyword:
+            return None
+        if hmac.compare_digest(parts[1], expected.encode()):
+            return ScrapeUser(), "scrape-token"
+        return None
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'

@@ -1,12 +1,13 @@
 from django.conf import settings
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from app.content_types import CONTENT_TYPES
 from app.views import auth_views, feedback_views, health_views
 from app.views import discovery_views as discovery
 from app.views import recommendations_views as recs
 from app.views.base import path_alias
+from app.views.static_views import same_origin_only
 
 # Django tries the patterns in order (each miss costs ~2 us), so the endpoints every client calls come first:
 # the token check, then each type's recommendations (none of these literal paths overlaps another pattern).
@@ -30,7 +31,9 @@ urlpatterns += [
     path("health/", health_views.HealthApi.as_view(), name="health"),
     path("health", path_alias(health_views.HealthApi, operation="health_no_slash").as_view(), name="health-no-slash"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("docs/", same_origin_only(SpectacularSwaggerView.as_view(url_name="schema")), name="docs"),
+    path("redoc/", same_origin_only(SpectacularRedocView.as_view(url_name="schema", template_name="docs/redoc.html")),
+         name="redoc"),
     path("recommendations/", recs.RecommendationsApi.as_view(), name="recommendations"),
     path("recommendations", path_alias(recs.RecommendationsApi, operation="recommendations_no_slash").as_view(),
          name="recommendations-no-slash"),

@@ -146,6 +146,8 @@ class CommonMiddleware(_InlineHooks, DjangoCommonMiddleware):
 def _rendered(response) -> HttpResponse:
     """The DRF response rendered here, as a plain HttpResponse: on the async path Django renders a template
     response (DRF's Response is one) behind a thread hop, which costs more than the rendering itself."""
+    if not hasattr(response, "render"):  # a view that answered a plain HttpResponse (/metrics' text format)
+        return response
     response.render()
     plain = HttpResponse(response.content, status=response.status_code)
     for header, value in response.items():

@@ -181,3 +181,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("MUSICBUD_LOG_LEVEL", "INFO")},
     "loggers": {"neo4j": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
 }
+
+# --- Admin: dashboard, metrics, docs (app/views/dashboard_views.py, app/services/metrics.py) -----------------
+# The dashboard's session login (sessions, auth and CSRF middleware wrap its views alone, never the API's hot
+# path); Swagger UI and Redoc from drf-spectacular-sidecar (pinned), served by the service itself at /static/.
+INSTALLED_APPS += ["django.contrib.sessions", "django.contrib.staticfiles", "drf_spectacular_sidecar"]
+MIDDLEWARE = ["app.middleware.MetricsMiddleware", *MIDDLEWARE]  # counts every request (outermost: times all)
+LOGIN_URL = "/dashboard/login/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_SAMESITE = "Strict"
+# A Prometheus scraper without an account sends `Authorization: Bearer $MUSICBUD_METRICS_TOKEN` (unset: staff only).
+MUSICBUD_METRICS_TOKEN = env_str("MUSICBUD_METRICS_TOKEN", "")
+SPECTACULAR_SETTINGS.update(
+    SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR",
+    SWAGGER_UI_SETTINGS={"deepLinking": True, "validatorUrl": None},  # no badge fetched from swagger.io
+)

@@ -169,12 +169,19 @@ def serve(env: dict[str, str], *, workers: int = 2, port: int | None = None, log
     """Start uvicorn as `make serve` does and wait until every worker answers GET /v1/health/."""
     import httpx
 
+    import shutil
+
     port = port or free_port()
     log_path = log_path or Path(env["MUSICBUD_VAR_DIR"]).parent / f"uvicorn-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # every worker's metrics in files of this run's own (as `make serve` does): emptied before it starts
+    metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or Path(env["MUSICBUD_VAR_DIR"]) / f"prometheus-{port}")
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     log = open(log_path, "ab")
     cmd = [UVICORN, "musicbud.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+           "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "off"]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = LiveServer(process=process, port=port, env=env, log_path=log_path, workers=workers)
     deadline = time.monotonic() + timeout
@@ -182,7 +189,7 @@ def serve(env: dict[str, str], *, workers: int = 2, port: int | None = None, log
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log_text()[-4000:]}")
-            started = server.log_text().count("Application startup complete")
+            started = server.log_text().count("Started server process")  # after the app (and models) loaded
             if started >= workers:
                 try:
                     if httpx.get(f"{server.url}/v1/health/", timeout=10).status_code == 200:

@@ -699,9 +699,10 @@ def chromium_flags(user_data_dir: Path) -> list[str]:
 
 
 def chromium_webdriver(user_data_dir: Path, *, window_size: tuple[int, int] = (1280, 800),
-                       log_path: Path | None = None):
+                       log_path: Path | None = None, performance_log: bool = False):
     """A Selenium Chrome WebDriver on Debian's chromium and chromedriver (explicit paths, so Selenium Manager
-    never runs, and SE_OFFLINE=true should it try). The caller quits it."""
+    never runs, and SE_OFFLINE=true should it try). performance_log: keep DevTools' network events, read with
+    driver.get_log("performance") (every request the page made). The caller quits it."""
     from selenium import webdriver
 
     chromium, chromedriver = chromium_paths()
@@ -711,6 +712,8 @@ def chromium_webdriver(user_data_dir: Path, *, window_size: tuple[int, int] = (1
     options.binary_location = chromium
     for flag in [*chromium_flags(user_data_dir), f"--window-size={window_size[0]},{window_size[1]}"]:
         options.add_argument(flag)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     log_path = log_path or user_data_dir.parent / f"{user_data_dir.name}-chromedriver.log"
     service = webdriver.ChromeService(executable_path=chromedriver, log_output=str(log_path))
     try:

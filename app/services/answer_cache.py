@@ -19,6 +19,8 @@ from typing import Callable, Hashable
 
 import orjson
 
+from app.services import metrics  # the hit and miss counters every worker adds to /metrics
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_MB = 8.0  # MUSICBUD_ANSWER_CACHE_MB when it is not set
@@ -74,9 +76,11 @@ class AnswerCache:
             value = self._entries.get(key)
             if value is None:
                 self.misses += 1
+                metrics.ANSWER_CACHE_MISS.inc()
                 return None
             self._entries.move_to_end(key)
             self.hits += 1
+            metrics.ANSWER_CACHE_HIT.inc()
             return value
 
     def get_or_make(self, model_key: str, version: str | None, *rest: Hashable,

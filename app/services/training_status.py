@@ -17,6 +17,8 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = "training_status.json"
+HISTORY_FILE = "training_history.jsonl"  # one line per finished training run: each type's version and metrics
+HISTORY_KEEP = 50
 
 
 def now_iso() -> str:
@@ -76,3 +78,41 @@ class JobReport:
         self.status.update(state="failed" if error else "succeeded", finished_at=now_iso(), error=error,
                            error_kind=kind, results=results or {}, progress=1.0)
         self._save()
+        if results:
+            history_append(entry={"job_id": self.status["job_id"], "finished_at": self.status["finished_at"],
+                                  "types": {key: {f: part[f] for f in ("version", "metrics", "seconds") if f in part}
+                                            for key, part in self.status["types"].items()
+                                            if part.get("state") == "done"}})
+
+
+def history_path() -> Path:
+    return Path(settings.MUSICBUD_MODEL_DIR) / HISTORY_FILE
+
+
+def history_read() -> list[dict]:
+    """The last HISTORY_KEEP finished training runs, oldest first (lines that do not parse are skipped)."""
+    try:
+        lines = history_path().read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines[-HISTORY_KEEP:]:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def history_append(*, entry: dict) -> None:
+    """Add one run to the history, keeping the last HISTORY_KEEP (replaced atomically, as the status is)."""
+    path = history_path()
+    lines = [json.dumps(e, separators=(",", ":")) for e in history_read()][-(HISTORY_KEEP - 1):]
+    lines.append(json.dumps(entry, separators=(",", ":")))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.views import APIView
 
+from app.views.metrics_views import IsScraperOrStaff
 from app.views.recommendations_views import IsStaff
 from tests.app.apis.conftest import (
     assert_envelope,
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # Tokens are checked before anything reads the auth database: a user that is not even there will do.
 USER = SimpleNamespace(id=424242, pk=424242, username="demo", is_active=True)
 PUBLIC = {"login", "login-no-slash", "auth-login", "auth-login-json", "token-refresh", "token-refresh-no-slash",
-          "auth-refresh", "health", "health-no-slash", "health-root", "schema", "docs", "recommendations-public",
+          "auth-refresh", "health", "health-no-slash", "health-root", "schema", "docs", "redoc", "recommendations-public",
           "discover-public", "discover-public-trending", "discover-public-trending-no-slash", "discover-public-genres",
           "discover-public-genres-no-slash", "content-public-details", "discover-public-details"}
 SAMPLES = {"type_key": "podcasts", "item_id": "tt0000001"}  # an unknown type too must not answer before auth
@@ -47,11 +49,13 @@ def _methods(view_class) -> list[str]:
     return methods + (["head"] if "get" in methods else []) + ["options"]
 
 
-ENDPOINTS = [(_url(route), p.name, p.callback.view_class) for route, p in _patterns()]
+# The API's views (the dashboard's session-login pages and /static/ are tested in tests/reliability/test_dashboard.py)
+ENDPOINTS = [(_url(route), p.name, p.callback.view_class) for route, p in _patterns()
+             if issubclass(getattr(p.callback, "view_class", object), APIView)]
 PROTECTED = [(url, name, view, method) for url, name, view in ENDPOINTS if name not in PUBLIC
              for method in _methods(view)]
 STAFF_ONLY = [(url, name, view, method) for url, name, view, method in PROTECTED
-              if IsStaff in getattr(view, "permission_classes", ()) and method != "options"]
+              if {IsStaff, IsScraperOrStaff} & set(getattr(view, "permission_classes", ())) and method != "options"]
 
 
 def test_the_walk_sees_every_kind_of_endpoint():
@@ -93,7 +97,7 @@ async def test_a_staff_only_endpoint_answers_403_to_a_normal_user(client, users,
         assert_envelope(response.json(), success=False)
 
 
-@pytest.mark.parametrize("url", ["/v1/health/", "/v1/health", "/health", "/v1/schema/", "/v1/docs/"])
+@pytest.mark.parametrize("url", ["/v1/health/", "/v1/health", "/health", "/v1/schema/", "/v1/docs/", "/v1/redoc/"])
 async def test_the_public_reads_need_no_token(client, url):
     assert (await client.get(url)).status_code == 200
 
@@ -102,5 +106,5 @@ async def test_the_public_reads_need_no_token(client, url):
 async def test_a_method_no_endpoint_has_answers_405_to_anyone(client, url):
     response = await client.generic("TRACE", url)
     assert response.status_code == 405
-    if url not in ("/v1/schema/", "/v1/docs/"):
+    if url not in ("/v1/schema/", "/v1/docs/", "/v1/redoc/"):
         assert_envelope(response.json(), success=False)
