@@ -46,6 +46,12 @@ __all__ = ["BASELINE", "BLEND", "CandidateResult", "Selection", "held_out_report
 
 BASELINE = "popularity"
 BLEND = "blend"
+# The service's defaults (musicbud/settings.py reads MUSICBUD_SELECT_VALIDATION, MUSICBUD_SELECT_USERS,
+# MUSICBUD_MODEL_MAX_MB and MUSICBUD_EASE_MAX_ITEMS with these defaults; bench/quality.py uses them as they are)
+SELECT_FRACTION = 0.2
+SELECT_USERS = 1000
+MODEL_MAX_MB = 20.0
+EASE_MAX_ITEMS = 8000
 BLEND_SIZE = 3  # the blend is of at most this many of the best candidates
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "auc", "coverage", "users_evaluated")
 SKIPPABLE = (CatalogueTooLargeError, ImportError, FloatingPointError, MemoryError, ValueError)
