@@ -361,8 +361,44 @@ def run_dataset(name: str, interactions: sp.csr_matrix, details: list[dict[str, 
     return out
 
 
+def readme_tables(report: dict[str, Any]) -> str:
+    """The README's tables, in markdown, from a results file."""
+    f = lambda m, key: f"{m[key]:.3f}" if m.get(key) is not None else "-"  # noqa: E731
+    lines = ["| dataset | users / items / interactions | served (chosen on validation) | P@10 | R@10 | NDCG@10 | "
+             "AUC | selection + refit |", "|---|---|---|---|---|---|---|---|"]
+    for name, d in report["datasets"].items():
+        c, m = d["counts"], d["served"]
+        engine = m["engine"]
+        if engine == "blend":
+            p = m["parameters"]
+            engine += " (" + " + ".join(f"{x['engine']} {w:g}" for x, w in zip(p["components"], p["weights"])) + ")"
+        lines.append(f"| {name} | {c['users']:,} / {c['items']:,} / {c['interactions']:,} | {engine} | "
+                     f"{f(m, 'precision_at_k')} | {f(m, 'recall_at_k')} | {f(m, 'ndcg_at_k')} | {f(m, 'auc')} | "
+                     f"{d['selection_and_refit_seconds']:.0f} s |")
+    for name, d in report["datasets"].items():
+        lines += ["", f"{name}, every candidate: validation (the selection's split of train), held-out (fitted "
+                  "for the selection, scored on test)" + (", and fitted on all of train then scored on test"
+                                                          if d.get("every_candidate_on_train") else ""), "",
+                  "| candidate | status | val P@10 | val NDCG@10 | held-out P@10 | held-out NDCG@10 | "
+                  + ("on train: P@10 | NDCG@10 | " if d.get("every_candidate_on_train") else "")
+                  + "fit s | MB |",
+                  "|---|---|---|---|---|---|" + ("---|---|" if d.get("every_candidate_on_train") else "") + "---|---|"]
+        for cand, row in d["selection"]["candidates"].items():
+            mark = f"**{cand}**" if cand == d["selection"]["chosen"] else cand
+            status = row["status"] + (f" ({row['reason']})" if row.get("reason") else "")
+            refit = d.get("every_candidate_on_train", {}).get(cand, {})
+            extra = f"{f(refit, 'precision_at_k')} | {f(refit, 'ndcg_at_k')} | " if d.get("every_candidate_on_train") else ""
+            lines.append(f"| {mark} | {status} | {f(row['validation'], 'precision_at_k')} | "
+                         f"{f(row['validation'], 'ndcg_at_k')} | {f(row['held_out'], 'precision_at_k')} | "
+                         f"{f(row['held_out'], 'ndcg_at_k')} | {extra}{row['fit_seconds'] if row['fit_seconds'] is not None else '-'} | "
+                         f"{row['memory_mb'] if row['memory_mb'] is not None else '-'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--readme", type=Path, nargs="?", const=RESULTS / "quality.json",
+                        help="print the README's tables from a results file (default bench/results/quality.json)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="ml-100k directory or its u.data")
     parser.add_argument("--datasets", nargs="+", choices=["ml-100k", "ml-latest-small", "demo"],
                         default=["ml-100k", "ml-latest-small", "demo"])
@@ -376,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="result file (default bench/results/quality[-smoke].json)")
     args = parser.parse_args(argv)
     threads = max(1, min(args.threads, 2))
+    if args.readme:
+        print(readme_tables(json.loads(args.readme.read_text())))
+        return 0
 
     datasets: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
