@@ -156,8 +156,9 @@ class Selection:
 
 
 def _scored(model: RecommenderBase, fit_part: sp.csr_matrix, validation: sp.csr_matrix, k: int) -> dict[str, Any]:
-    result = evaluation.evaluate(model, fit_part, validation, k=k)
-    return {key: result[key] for key in METRICS}
+    """Validation metrics (no AUC: the choice does not use it, and it is the costly part)."""
+    result = evaluation.evaluate_scores(model.score_items, fit_part, validation, k, with_auc=False)
+    return {key: result[key] for key in METRICS if result[key] is not None}
 
 
 def select_model(*, train: sp.csr_matrix, candidates: dict[str, Callable[[], RecommenderBase]],
@@ -280,7 +281,7 @@ def _blend_candidate(selection: Selection, fit_part: sp.csr_matrix, validation: 
     used = [i for i, w in enumerate(best) if w > 0]
     selection.blend_of = tuple(names[i] for i in used)
     selection.blend_weights = tuple(best[i] for i in used)
-    metrics = {key: v for key, v in tried[best].items() if key in METRICS}
+    metrics = {key: v for key, v in tried[best].items() if key in METRICS and v is not None}
     row.status, row.validation = "scored", metrics
     row.params = {"components": list(selection.blend_of), "weights": list(selection.blend_weights),
                   "weights_tried": len(tried), "of": names}
