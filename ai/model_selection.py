@@ -244,6 +244,11 @@ def _blend_candidate(selection: Selection, fit_part: sp.csr_matrix, validation: 
         row.status, row.reason = "skipped", "fewer than two scored candidates to blend"
         return
     names = [r.name for r in ranked]
+    smallest_pair = sum(sorted(r.memory_mb or 0.0 for r in ranked)[:2])
+    if max_memory_mb is not None and smallest_pair > max_memory_mb:  # no blend could be served: score none
+        row.status, row.reason = "skipped", (f"every blend of {', '.join(names)} is over the memory budget "
+                                             f"({smallest_pair:.1f} MB > {max_memory_mb:g} MB)")
+        return
     users = np.flatnonzero(np.diff(validation.indptr) > 0)
     position = np.full(fit_part.shape[0], -1, dtype=np.int64)
     position[users] = np.arange(users.size)
