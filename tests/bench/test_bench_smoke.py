@@ -47,8 +47,11 @@ def test_training_reports_extraction_fit_save_and_peak_memory(results):
         assert run[field] is not None, field
     assert run["interactions"] > 0 and run["peak_rss_mb"] > 0
     assert all(run["trained"].values()), run["trained"]
-    assert {t["name"] for t in report["targets"]} == {"extract_fit_save_seconds_at_1m",
+    assert {t["name"] for t in report["targets"]} == {"training_with_selection_seconds_at_1m",
+                                                      "extract_fit_save_seconds_at_1m",
                                                       "extraction_edges_per_second_at_1m"}
+    assert run["train_models_cpu_seconds"] > 0
+    assert all(m["engine"] and m["candidates"] for key, m in run["models"].items() if key != "taste")
 
 
 def test_serving_reports_every_endpoint_at_every_concurrency_without_errors(results):
