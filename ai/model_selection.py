@@ -301,12 +301,12 @@ def _blend_candidate(selection: Selection, fit_part: sp.csr_matrix, validation: 
 
 def held_out_report(selection: Selection, *, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10) -> None:
     """Each scored candidate's metrics on the caller's held-out part, as fitted on the fit part (ranking
-    excludes all of `train`), into its row's `held_out`; then the fitted candidates are let go. Called after the
-    choice is made: it never changes it."""
+    excludes all of `train`), into its row's `held_out` (AUC only for the chosen one); then the fitted candidates
+    are let go. Called after the choice is made: it never changes it."""
     if test.nnz:
-        for name, model in selection.fitted.items():
-            result = evaluation.evaluate(model, train, test, k=k)
-            selection.results[name].held_out = {key: result[key] for key in METRICS}
+        for name, model in selection.fitted.items():  # AUC (the costly part) for the chosen one only
+            result = evaluation.evaluate_scores(model.score_items, train, test, k, with_auc=name == selection.chosen)
+            selection.results[name].held_out = {key: result[key] for key in METRICS if result[key] is not None}
     selection.fitted.clear()
 
 
