@@ -225,8 +225,9 @@ def print_table(models: dict[str, dict[str, Any]]) -> None:
     print(header)
     print("-" * len(header))
     for name, r in models.items():
+        auc = f"{r['auc']:7.4f}" if r.get("auc") is not None else f"{'-':>7}"
         print(f"{name:<38} {r['precision_at_k']:7.4f} {r['recall_at_k']:7.4f} {r['ndcg_at_k']:8.4f} "
-              f"{r['auc'] or 0:7.4f} {r['coverage']:9.4f} {r['fit_seconds']:7.2f}")
+              f"{auc} {r['coverage']:9.4f} {r['fit_seconds']:7.2f}")
 
 
 def load_ml100k_details(data: Path, n_items: int) -> list[dict[str, Any]]:
