@@ -73,6 +73,13 @@ def main() -> int:
               f"{t['fit_seconds']:6.2f}s {t.get('save_seconds', 0):5.2f}s {f('precision_at_k'):>6s} "
               f"{f('recall_at_k'):>6s} {f('ndcg_at_k'):>8s} {f('auc'):>6s} {f('coverage'):>6s}")
 
+    from app.services.training import selection_table_lines
+
+    for ct in rows:  # every candidate of each type: validation and held-out metrics, fit seconds, memory
+        model = registry.get(ct.model_key)
+        if model is not None and model.manifest.get("selection"):
+            print("\n".join(selection_table_lines(key=ct.model_key, selection=model.manifest["selection"])))
+
     directory = data.users_directory()
     for ct in rows:
         model = registry.get(ct.model_key)

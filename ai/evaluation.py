@@ -23,6 +23,7 @@ __all__ = [
     "auc",
     "catalogue_coverage",
     "evaluate",
+    "evaluate_scores",
     "ndcg_at_k",
     "precision_at_k",
     "recall_at_k",
@@ -199,21 +200,31 @@ def evaluate(
     Returns precision_at_k, recall_at_k, ndcg_at_k, auc (all in [0, 1]), coverage (share of items
     recommended to someone), k and users_evaluated. Users without test items are skipped.
     """
-    train, test = _relevance(train), _relevance(test)
     if train.shape != test.shape or test.shape[1] != model.n_items:
         raise ValueError(
             f"train {train.shape}, test {test.shape} and the model's {model.n_items} items disagree: "
             "split one matrix with train_test_split_per_user() and fit the model on its train part"
         )
+    return evaluate_scores(model.score_items, train, test, k, batch_size=batch_size)
+
+
+def evaluate_scores(score_items: Any, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10, *,
+                    batch_size: int = 2048, with_auc: bool = True) -> dict[str, Any]:
+    """evaluate() for any scorer: score_items(user indices) -> (len, n_items) scores. with_auc=False skips the
+    AUC (the costly part; reported as None)."""
+    train, test = _relevance(train), _relevance(test)
+    if train.shape != test.shape:
+        raise ValueError(f"train {train.shape} and test {test.shape} must have the same shape")
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     recommended, per_user_auc = [], []
     for start in range(0, users.size, batch_size):
         batch = users[start:start + batch_size]
-        scores = np.array(model.score_items(batch), dtype=np.float32)
+        scores = np.array(score_items(batch), dtype=np.float32)
         seen = train[batch].tocoo()
         scores[seen.row, seen.col] = -np.inf
         recommended.append(_top_k_rows(scores, k))
-        per_user_auc.append(_auc_per_user(scores, test[batch], train[batch]))
+        if with_auc:
+            per_user_auc.append(_auc_per_user(scores, test[batch], train[batch]))
     recs = np.vstack(recommended) if recommended else np.empty((0, k), dtype=np.int64)
     relevant = test[users]
     aucs = np.concatenate(per_user_auc) if per_user_auc else np.empty(0)
@@ -221,7 +232,7 @@ def evaluate(
         "precision_at_k": precision_at_k(recs, relevant, k),
         "recall_at_k": recall_at_k(recs, relevant, k),
         "ndcg_at_k": ndcg_at_k(recs, relevant, k),
-        "auc": float(np.nanmean(aucs)) if np.isfinite(aucs).any() else 0.0,
+        "auc": (float(np.nanmean(aucs)) if np.isfinite(aucs).any() else 0.0) if with_auc else None,
         "coverage": catalogue_coverage(recs, test.shape[1]),
         "k": int(k),
         "users_evaluated": int(users.size),

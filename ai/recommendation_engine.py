@@ -7,9 +7,12 @@ ai/recommender_base.py):
 >>> model = LightFMRecommender(**SERVICE_DEFAULTS).fit(interactions)
 >>> ids, scores = model.recommend(userid, interactions[userid], n=10)
 
-Engines: ``LightFMRecommender`` (ai/lightfm_model.py, matrix factorisation, WARP loss) and
-``PopularityRecommender`` (ai/popularity.py, the cold-start answer). The joint taste model over every item
-type (ai/taste.py) recommends across domains.
+Engines (``make_recommender(engine, **params)`` builds any of them by name, ``ENGINES``):
+``lightfm`` (ai/lightfm_model.py, matrix factorisation, WARP loss), ``lightfm_hybrid`` (the same with item
+features: genres, decade, type, artists), ``ease`` (ai/ease.py, closed-form item-item), ``als`` and ``bpr``
+(ai/implicit_models.py, benfred/implicit), ``blend`` (ai/blend.py, weighted normalised scores of others) and
+``popularity`` (ai/popularity.py, the cold-start answer). ai/model_selection.py picks one per type at each
+training. The joint taste model over every item type (ai/taste.py) recommends across domains.
 
 ``FallbackChain`` puts links in order, as Gorse's ``logics/recommend.go`` does: take from the first link
 that can rank for the user until n items are found, then from the next, never repeating an item or returning
@@ -30,7 +33,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ai.lightfm_model import LightFMRecommender, lightfm_available
+from ai.blend import BlendRecommender
+from ai.ease import EASERecommender
+from ai.implicit_models import ALSRecommender, BPRRecommender, implicit_available
+from ai.lightfm_model import LightFMHybridRecommender, LightFMRecommender, lightfm_available
 from ai.popularity import PopularityRecommender
 from ai.recommender_base import (
     EMPTY_IDS,
@@ -46,6 +52,8 @@ from ai.recommender_base import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ENGINES",
+    "ENGINE_DEFAULTS",
     "SEED_PARAMETERS",
     "SERVICE_DEFAULTS",
     "ChainLink",
@@ -233,17 +241,80 @@ class FallbackChain:
         raise KeyError(f"no link {name!r} in this chain; links: {', '.join(link.name for link in self.links)}")
 
 
+# Each engine's defaults (LightFM's are SERVICE_DEFAULTS). Chosen on validation splits of MovieLens-100k's train
+# part (bench/quality.py), then kept where a neighbour scored within noise, preferring more regularisation.
+ENGINE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lightfm": SERVICE_DEFAULTS,
+    "lightfm_hybrid": {**SERVICE_DEFAULTS, "feature_weight": 1.0},
+    "ease": {"regularization": 500.0, "use_weights": False, "max_items": 8000, "keep": 256},
+    # ALS: validation P@10 0.229 / NDCG@10 0.277 (the best single model there); 0.212 / 0.255 at reg 3
+    "als": {"factors": 32, "regularization": 30.0, "alpha": 5.0, "iterations": 15, "weighting": "none"},
+    # BPR (implicit): at best 0.144 / 0.160 on that validation split (lr 0.01, 100 iterations): not a default
+    # candidate (MUSICBUD_CANDIDATES can add it)
+    "bpr": {"factors": 64, "learning_rate": 0.01, "regularization": 0.1, "iterations": 100, "weighting": "none"},
+    "popularity": {"use_weights": True},
+}
+ENGINES = ("lightfm", "lightfm_hybrid", "ease", "als", "bpr", "blend", "popularity")
+
+
+def _blend(params: dict[str, Any]) -> BlendRecommender:
+    unknown = set(params) - {"components", "weights"}
+    if unknown:
+        raise ValueError(f"blend takes components and weights, not {', '.join(sorted(unknown))}")
+    specs = params.get("components")
+    if not isinstance(specs, (list, tuple)) or not specs:
+        raise ValueError("blend needs components: a list of engine names or {\"engine\": ..., \"params\": {...}}")
+    components = []
+    for spec in specs:
+        if isinstance(spec, RecommenderBase):
+            components.append(spec)
+            continue
+        if isinstance(spec, str):
+            spec = {"engine": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("engine"), str) or \
+                not isinstance(spec.get("params", {}), dict):
+            raise ValueError(f"blend component {spec!r}: use an engine name or {{\"engine\": ..., \"params\": {{...}}}}")
+        if spec["engine"] == "blend":
+            raise ValueError("a blend cannot hold another blend")
+        components.append(make_recommender(spec["engine"], **spec.get("params", {})))
+    weights = params.get("weights", [1.0] * len(components))
+    if not isinstance(weights, (list, tuple)):
+        raise ValueError(f"blend weights {weights!r} must be a list of numbers, one per component")
+    try:
+        return BlendRecommender(components=components, weights=list(weights))
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_BUILDERS: dict[str, Any] = {
+    "lightfm_hybrid": LightFMHybridRecommender,
+    "ease": EASERecommender,
+    "als": ALSRecommender,
+    "bpr": BPRRecommender,
+    "popularity": PopularityRecommender,
+}
+
+
 def make_recommender(engine: str = "lightfm", **params: Any) -> RecommenderBase:
-    """A recommender for the service: LightFM with SERVICE_DEFAULTS (overridden by `params`), or, when the
-    lightfm package cannot be imported, a PopularityRecommender (logged as a WARNING)."""
-    if engine == "popularity":
-        return PopularityRecommender()
-    if engine != "lightfm":
-        raise ValueError(f"unknown engine {engine!r}; use 'lightfm' or 'popularity'")
-    if not lightfm_available():
+    """An unfitted recommender of that engine (ENGINES) with its ENGINE_DEFAULTS overridden by `params`.
+
+    An unknown engine, an unknown parameter or a bad value raises ValueError naming it. lightfm when the
+    lightfm package cannot be imported: a PopularityRecommender (logged as a WARNING); als / bpr without the
+    implicit package: ValueError saying how to install it."""
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "blend":
+        return _blend(params)
+    if engine == "lightfm" and not lightfm_available():
         logger.warning(
             "lightfm is not importable: recommending popular items only. Install it with "
             "`pip install lightfm-next` and retrain to get personalised recommendations."
         )
         return PopularityRecommender()
-    return LightFMRecommender(**{**SERVICE_DEFAULTS, **params})
+    if engine in ("als", "bpr") and not implicit_available():
+        raise ValueError(f"engine {engine!r} needs the implicit package: pip install implicit==0.7.3")
+    builder = LightFMRecommender if engine == "lightfm" else _BUILDERS[engine]
+    try:
+        return builder(**{**ENGINE_DEFAULTS[engine], **params})
+    except TypeError as exc:  # an unknown or badly typed parameter: say which
+        raise ValueError(f"bad parameters for engine {engine!r}: {exc}") from None

@@ -3,6 +3,7 @@
 
     python -m bench.memory               # 1M interactions (50k users, 20k items per type)
     python -m bench.memory --smoke       # tiny graph (CI): bench/results/memory-smoke.json
+    python -m bench.memory --models-dir DIR   # train into DIR (once) and serve those, not the cached models
 
 Serves the API as `make run` does (bench/harness.py), measures each worker idle, then loads every model in
 every worker (GET /v1/recommendations/ from several connections, then every type and its similar items) and
@@ -70,15 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--size", choices=sorted(SIZES), default="1m")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/memory[-smoke].json)")
+    parser.add_argument("--models-dir", type=Path,
+                        help="train with this checkout into DIR when it holds no models yet, and serve from it (the "
+                             "stack's cached models may have been trained by another version)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.size = "smoke"
     load_before = machine()["load_average"]
     with BenchStack(SIZES[args.size], quiet=args.smoke) as stack:
-        stack.models_ensure()
-        model_bytes = sum(entry["bytes"] for manifest in stack.models_dir.glob("*_manifest.json")  # served versions
-                          for entry in json.loads(manifest.read_text())["files"].values())
-        with stack.serve() as server:
+        models_dir = args.models_dir or stack.models_dir
+        if args.models_dir is None:
+            stack.models_ensure()
+        elif not list(models_dir.glob("*_manifest.json")):
+            models_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            stack.train(models_dir=models_dir)
+        manifests = [json.loads(m.read_text()) for m in models_dir.glob("*_manifest.json")]
+        model_bytes = sum(entry["bytes"] for manifest in manifests for entry in manifest["files"].values())
+        engines = {m.get("content_type", "?"): m.get("engine") for m in manifests}
+        with stack.serve(MUSICBUD_MODEL_DIR=str(models_dir)) as server:
             token = stack.token(server)
             idle = workers_memory(server)
             models_load(server, token, seconds=1.0 if args.smoke else 3.0, smoke=args.smoke)
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**machine(), "load_average_before": load_before},
         "graph": seed_info,
         "model_files_mb": round(model_bytes / 2**20, 1),
+        "engines": engines,
         "workers_idle": idle,
         "workers_loaded": loaded,
         "many_users_requests": served,

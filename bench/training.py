@@ -25,7 +25,8 @@ from pathlib import Path
 
 from bench.harness import PYTHON, ROOT, SIZES, BenchStack, machine, result_write, run_measured, table  # noqa: E402
 
-TARGET_SECONDS_1M = 60.0  # extract + fit + save at 1M interactions, at most
+TARGET_SECONDS_1M = 60.0  # extract + fit + save at 1M interactions, at most (before model selection, issue 14)
+TARGET_SELECTION_SECONDS_1M = 120.0  # the whole training run with model selection at 1M interactions, at most
 TARGET_EDGES_PER_SECOND = 200_000.0  # extraction, at least
 PHASES = ("extract_seconds", "fit_seconds", "refit_seconds", "evaluate_seconds", "details_seconds", "save_seconds")
 
@@ -63,11 +64,22 @@ def child() -> int:
     for key, trained in results.items():
         model = registry.get(key) if trained else None
         if model is not None:
+            selection = model.manifest.get("selection") or {}
             models[key] = {"counts": model.manifest.get("counts", {}), "timings": model.manifest.get("timings", {}),
+                           "engine": model.manifest.get("engine"), "selection_seconds": selection.get("seconds"),
+                           "candidates": {name: {"status": row["status"], "fit_seconds": row["fit_seconds"],
+                                                 "memory_mb": row["memory_mb"],
+                                                 "validation_ndcg": (row.get("validation") or {}).get("ndcg_at_k"),
+                                                 "held_out_ndcg": (row.get("held_out") or {}).get("ndcg_at_k")}
+                                          for name, row in (selection.get("candidates") or {}).items()},
                            "epochs": (model.manifest.get("parameters") or {}).get("epochs"),
                            "metrics": {k: v for k, v in (model.manifest.get("metrics") or {}).items()
                                        if k in ("precision_at_k", "ndcg_at_k", "auc")}}
-    print("TRAINING_JSON " + json.dumps({"results": results, "wall_seconds": wall, "models": models}))
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread's CPU: what the run costs on a shared machine
+    print("TRAINING_JSON " + json.dumps({"results": results, "wall_seconds": wall, "models": models,
+                                         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1)}))
     return 0
 
 
@@ -91,6 +103,7 @@ def measure(stack: BenchStack) -> dict:
         "extract_fit_save_seconds": round(sums["extract_seconds"] + sums["fit_seconds"] + sums["refit_seconds"]
                                           + sums["save_seconds"], 2),
         "train_models_seconds": round(report["wall_seconds"], 2),
+        "train_models_cpu_seconds": report.get("cpu_seconds"),  # all threads: ~2x the wall time on 2 idle cores
         "process_seconds": round(seconds, 2),
         "peak_rss_mb": peak_mb,
         "first_extraction_after_neo4j_start": {
@@ -122,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
             runs[name] = {"size": name, "load_average": machine()["load_average"], **measure(stack)}
     big = runs.get("1m") or max(runs.values(), key=lambda r: r["interactions"])  # the targets are about 1M
     targets = [
+        {"name": "training_with_selection_seconds_at_1m", "kind": "at most", "target": TARGET_SELECTION_SECONDS_1M,
+         "size": big["size"], "value": big["train_models_seconds"],
+         "met": big["train_models_seconds"] <= TARGET_SELECTION_SECONDS_1M},
         {"name": "extract_fit_save_seconds_at_1m", "kind": "at most", "target": TARGET_SECONDS_1M,
          "size": big["size"], "value": big["extract_fit_save_seconds"],
          "met": big["extract_fit_save_seconds"] <= TARGET_SECONDS_1M},
@@ -142,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                   r["train_models_seconds"], r["peak_rss_mb"]] for r in runs.values()]))
     for r in runs.values():
         print(f"\n{r['size']}: per model")
-        print(table(["model", "interactions", "epochs", "extract s", "fit s", "refit s", "eval s", "details s", "save s",
-                     "P@10"],
-                    [[k, m["counts"].get("interactions"), m["epochs"], *(m["timings"].get(p) for p in PHASES),
-                      m["metrics"].get("precision_at_k")] for k, m in r["models"].items()]))
+        print(table(["model", "engine", "interactions", "epochs", "extract s", "select s", "refit s", "eval s",
+                     "details s", "save s", "P@10"],
+                    [[k, m.get("engine"), m["counts"].get("interactions"), m["epochs"],
+                      *(m["timings"].get(p) for p in PHASES), m["metrics"].get("precision_at_k")]
+                     for k, m in r["models"].items()]))
     print()
     print(table(["target", "kind", "target value", "size", "measured", "met"],
                 [[t["name"], t["kind"], t["target"], t["size"], t["value"], t["met"]] for t in targets]))

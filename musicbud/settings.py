@@ -9,6 +9,7 @@ import dj_database_url
 
 from app.services import answer_cache  # a plain module: the answer cache's default size
 from musicbud.env import (
+    ConfigError,
     env_bool,
     env_duration,
     env_float,
@@ -106,6 +107,24 @@ MUSICBUD_EVAL_USERS = env_int("MUSICBUD_EVAL_USERS", 1000, minimum=0)
 # Below this many interactions a type is fitted twice: once without the held-out slice (to measure it),
 # then on everything (the model served). Above it the measured model is served, to keep training fast.
 MUSICBUD_REFIT_MAX_INTERACTIONS = env_int("MUSICBUD_REFIT_MAX_INTERACTIONS", 250_000, minimum=0)
+# --- Model selection (issue 14: ai/model_selection.py) -----------------------------------------------------
+from ai import model_selection  # noqa: E402  (no Django: its defaults, so bench/quality.py uses the same)
+
+# The candidates every training fits per type on a validation split of its training part, serving the best
+# (popularity is always scored too): any of lightfm, lightfm_hybrid, ease, als, bpr, blend, popularity.
+MUSICBUD_CANDIDATES = env_list("MUSICBUD_CANDIDATES", list(model_selection.DEFAULT_CANDIDATES))
+_UNKNOWN_CANDIDATES = sorted(set(MUSICBUD_CANDIDATES) - set(model_selection.CANDIDATE_NAMES))
+if _UNKNOWN_CANDIDATES:
+    raise ConfigError(f"MUSICBUD_CANDIDATES: unknown candidate(s) {', '.join(_UNKNOWN_CANDIDATES)}; use "
+                      f"{', '.join(model_selection.CANDIDATE_NAMES)}")
+# the validation split: this share of the items of at most this many users of the training part
+MUSICBUD_SELECT_VALIDATION = env_float("MUSICBUD_SELECT_VALIDATION", model_selection.SELECT_FRACTION, minimum=0.0)
+MUSICBUD_SELECT_USERS = env_int("MUSICBUD_SELECT_USERS", model_selection.SELECT_USERS, minimum=0)
+# EASE inverts an items x items matrix: types with more items leave it out (8,000: ~1 GB while fitting)
+MUSICBUD_EASE_MAX_ITEMS = env_int("MUSICBUD_EASE_MAX_ITEMS", model_selection.EASE_MAX_ITEMS, minimum=1)
+# a candidate whose serving arrays exceed this many MB is scored but never served: 7 types of the 1M graph (50k
+# users, 20k items) at 20 MB each keep a worker with every model loaded under 500 MB (bench/memory.py)
+MUSICBUD_MODEL_MAX_MB = env_float("MUSICBUD_MODEL_MAX_MB", model_selection.MODEL_MAX_MB, minimum=0.0)
 MUSICBUD_MODEL_RELOAD_SECONDS = env_float("MUSICBUD_MODEL_RELOAD_SECONDS", 1.0, minimum=0.0)
 # Mounts the seed's per-request design at /v1/bench/seed-baseline/<type>/ for bench/serving.py; never in production.
 MUSICBUD_BENCH_BASELINE = env_bool("MUSICBUD_BENCH_BASELINE", False)

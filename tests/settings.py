@@ -9,6 +9,9 @@ _TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="
 os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
 os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
 os.environ.setdefault("LIGHTFM_THREADS", "2")
+# model selection: LightFM (and the popularity baseline) only, so trainings stay fast; tests that select among
+# more candidates say so (tests/app/test_training.py)
+os.environ.setdefault("MUSICBUD_CANDIDATES", "lightfm")
 os.environ.setdefault("MUSICBUD_LIVE", "false")  # no change-feed thread in the test process (tests start it)
 
 from musicbud.settings import *  # noqa: E402,F401,F403

@@ -1,6 +1,7 @@
 """Training: one run at a time (a lock shared by every process using the model directory), each content type
-extracted from the graph, measured on a held-out slice, fitted, its item details cached and saved atomically,
-then the joint taste model over every type. `models_train` is the run; the API, the management command and
+extracted from the graph, its item details read, its model chosen among the candidates on a validation split of
+its training part (ai/model_selection.py: the held-out slice is kept out of it), measured on the held-out slice,
+saved atomically with the whole selection table, then the joint taste model over every type. `models_train` is the run; the API, the management command and
 test_recommendations.py start it through the recommendation service's façade."""
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
-from ai import evaluation
+from ai.item_features import item_features_from_details
+from ai.model_selection import (
+    BLEND,
+    LIGHTFM_FAMILY,
+    candidate_factories,
+    held_out_report,
+    select_model,
+    users_holdout_split,
+)
 from ai.model_store import save_model
 from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import SERVICE_DEFAULTS, make_recommender
@@ -45,11 +53,13 @@ def epochs_for_run(*, interactions: dict[str, int], retrained: list[str]) -> int
     """The epochs of every fit of one training run: the configured ones (SERVICE_DEFAULTS or LIGHTFM_EPOCHS),
     fewer when the run's fits would do more than LIGHTFM_EPOCH_BUDGET interaction-epochs in all, never fewer
     than LIGHTFM_MIN_EPOCHS. `interactions`: the edges of every type (the taste model learns them all);
-    `retrained`: the model keys fitted in this run (twice when small enough to be refitted)."""
+    `retrained`: the model keys fitted in this run: once per LightFM candidate (MUSICBUD_CANDIDATES: lightfm,
+    lightfm_hybrid), once more when small enough to be refitted."""
     epochs = lightfm_parameters()["epochs"]
     refit = settings.MUSICBUD_EVAL_HOLDOUT > 0 and settings.MUSICBUD_EVAL_USERS > 0
+    fits = max(1, sum(name in settings.MUSICBUD_CANDIDATES for name in LIGHTFM_FAMILY))
     work = sum(interactions.values()) + sum(
-        n * (2 if refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS else 1)
+        n * (fits + (1 if refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS else 0))
         for key, n in interactions.items() if key in retrained)
     budget = settings.LIGHTFM_EPOCH_BUDGET
     if budget <= 0 or work * epochs <= budget:
@@ -61,21 +71,10 @@ def holdout_split(matrix: sp.csr_matrix, *, fraction: float, max_users: int, see
                   ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """(train, test): a per-user random hold-out of `fraction` of the items of at most `max_users` users.
 
-    The served model is the one fitted on `train`, so evaluating costs no second fit; the held-out
-    interactions are a small share of the whole and are still filtered from that user's recommendations."""
-    if fraction <= 0 or max_users <= 0 or matrix.nnz == 0:
-        return matrix, sp.csr_matrix(matrix.shape, dtype=matrix.dtype)
-    train_all, test_all = evaluation.train_test_split_per_user(matrix, test_fraction=fraction, seed=seed)
-    candidates = np.flatnonzero(np.diff(test_all.indptr) > 0)
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(candidates, size=min(max_users, len(candidates)), replace=False) if len(candidates) else []
-    keep = np.zeros(matrix.shape[0], dtype=np.float32)
-    keep[chosen] = 1.0
-    test = (sp.diags(keep) @ test_all).tocsr()
-    test.eliminate_zeros()
-    train = (matrix - test).tocsr()
-    train.eliminate_zeros()
-    return train, test
+    Model selection sees only `train` (its validation split is carved out of it: ai/model_selection.py), so
+    the held-out metrics are of data no choice was made on; the held-out interactions are a small share of the
+    whole and are still filtered from that user's recommendations."""
+    return users_holdout_split(matrix, fraction=fraction, max_users=max_users, seed=seed)
 
 
 def model_train(*, content_type: ContentType, show_progress: bool = False, epochs: int | None = None
@@ -91,30 +90,38 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         return None
     train, test = holdout_split(inter.matrix, fraction=settings.MUSICBUD_EVAL_HOLDOUT,
                                 max_users=settings.MUSICBUD_EVAL_USERS)
-    params = lightfm_parameters(epochs=epochs)
-    t0 = time.perf_counter()
-    model = make_recommender(**params)
-    model.fit(train, show_progress=show_progress)
-    timings["fit_seconds"] = round(time.perf_counter() - t0, 3)
-    popularity = PopularityRecommender().fit(inter.matrix)
-    t0 = time.perf_counter()
-    metrics = evaluation.evaluate(model, train, test, k=10) if test.nnz else {}
-    timings["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
-    if metrics:
-        logger.info("%s model: P@10 %.4f R@10 %.4f NDCG@10 %.4f AUC %.4f coverage %.4f on %d held-out users",
-                    ct.model_key, metrics["precision_at_k"], metrics["recall_at_k"], metrics["ndcg_at_k"],
-                    metrics["auc"], metrics["coverage"], metrics["users_evaluated"])
-    if test.nnz and inter.nnz <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS:
-        # small enough to fit twice: serve a model that learned from every interaction, held-out ones too
-        t0 = time.perf_counter()
-        model = make_recommender(**params)
-        model.fit(inter.matrix, show_progress=show_progress)
-        timings["refit_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     items: dict[str, dict] = {}
     for start in range(0, len(inter.item_ids), 20_000):
         items.update(data.items_by_ids(content_type=ct, ids=inter.item_ids[start:start + 20_000]))
     timings["details_seconds"] = round(time.perf_counter() - t0, 3)
+    features, feature_names = item_features_from_details(inter.item_ids, items)
+    names = settings.MUSICBUD_CANDIDATES
+    params = lightfm_parameters(epochs=epochs)
+    selection = select_model(
+        train=train, fraction=settings.MUSICBUD_SELECT_VALIDATION, max_users=settings.MUSICBUD_SELECT_USERS,
+        blend=BLEND in names, max_memory_mb=settings.MUSICBUD_MODEL_MAX_MB or None, show_progress=show_progress,
+        candidates=candidate_factories(names, threads=settings.LIGHTFM_THREADS,
+                                       random_state=settings.LIGHTFM_RANDOM_STATE, lightfm_params=params,
+                                       item_features=features, feature_names=feature_names,
+                                       ease_max_items=settings.MUSICBUD_EASE_MAX_ITEMS))
+    timings["fit_seconds"] = round(selection.seconds, 3)  # every candidate fitted and validated
+    model = selection.fitted[selection.chosen]  # fitted on train minus the validation split
+    popularity = PopularityRecommender().fit(inter.matrix)
+    t0 = time.perf_counter()
+    held_out_report(selection, train=train, test=test, k=10)
+    timings["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
+    chosen = selection.results[selection.chosen]
+    metrics = {**chosen.held_out, "k": 10} if chosen.held_out else {}
+    if metrics:
+        logger.info("%s model (%s): P@10 %.4f R@10 %.4f NDCG@10 %.4f AUC %.4f coverage %.4f on %d held-out users",
+                    ct.model_key, selection.chosen, metrics["precision_at_k"], metrics["recall_at_k"],
+                    metrics["ndcg_at_k"], metrics["auc"], metrics["coverage"], metrics["users_evaluated"])
+    if inter.nnz <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS and (test.nnz or selection.protocol["validation_users"]):
+        # small enough to fit again: serve the chosen candidate learned from every interaction (held-out ones too)
+        t0 = time.perf_counter()
+        model = selection.build().fit(inter.matrix, show_progress=show_progress)
+        timings["refit_seconds"] = round(time.perf_counter() - t0, 3)
     trained = TrainedModel(
         content_type=ct.model_key,
         model=model,
@@ -131,9 +138,13 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
                          "untimed_edges": inter.untimed_edges},
             "engine": model.name,
             "counts": {"users": len(inter.user_ids), "items": len(inter.item_ids), "interactions": inter.nnz,
-                       "held_out": int(test.nnz), "served_model_saw_held_out": "refit_seconds" in timings},
+                       "held_out": int(test.nnz), "served_model_saw_held_out": "refit_seconds" in timings,
+                       "item_features": len(feature_names)},
+            # the served candidate's, as fitted for the selection (train minus validation), on the held-out slice
             "metrics": metrics,
-            "parameters": {k: v for k, v in params.items()},
+            "parameters": model.get_params(),
+            "selection": {**selection.table(), "served": "refitted on every interaction" if "refit_seconds" in
+                          timings else "as fitted for the selection (train minus the validation split)"},
             "timings": timings,
         },
     )
@@ -144,6 +155,38 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     trained.manifest.setdefault("timings", {})["save_seconds"] = timings["save_seconds"]  # known only after saving
     logger.info("Trained %s model version %s: %s", ct.model_key, version, timings)
     return trained
+
+
+def selection_summary(selection: dict | None) -> dict:
+    """The selection table in short (what the training status, train_models and test_recommendations.py show):
+    per candidate its status, validation and held-out P@10 / NDCG@10, fit seconds and memory."""
+    if not selection:
+        return {}
+    short = lambda m: {k: round(m[k], 4) for k in ("precision_at_k", "ndcg_at_k") if k in m}  # noqa: E731
+    return {"chosen": selection["chosen"], "seconds": selection.get("seconds"),
+            "candidates": {name: {"status": row["status"], "reason": row.get("reason"),
+                                  "validation": short(row.get("validation") or {}),
+                                  "held_out": short(row.get("held_out") or {}),
+                                  "fit_seconds": row.get("fit_seconds"), "memory_mb": row.get("memory_mb")}
+                           for name, row in selection["candidates"].items()}}
+
+
+def selection_table_lines(*, key: str, selection: dict) -> list[str]:
+    """The selection table of one type as text lines (train_models, test_recommendations.py)."""
+    lines = [f"\n{key}: served {selection['chosen']} (selection {selection.get('seconds', 0):.1f}s; "
+             f"{selection.get('protocol', {}).get('validation_users', 0)} validation users)",
+             f"  {'candidate':15s} {'status':8s} {'val P@10':>8s} {'val NDCG':>8s} {'held P@10':>9s} "
+             f"{'held NDCG':>9s} {'fit s':>7s} {'MB':>6s}"]
+    fmt = lambda m, k: f"{m[k]:.4f}" if m.get(k) is not None else "-"  # noqa: E731
+    for name, row in selection["candidates"].items():
+        val, held = row.get("validation") or {}, row.get("held_out") or {}
+        mark = "*" if name == selection["chosen"] else " "
+        note = f"  ({row['reason']})" if row.get("reason") else ""
+        lines.append(f" {mark}{name:15s} {row['status']:8s} {fmt(val, 'precision_at_k'):>8s} {fmt(val, 'ndcg_at_k'):>8s} "
+                     f"{fmt(held, 'precision_at_k'):>9s} {fmt(held, 'ndcg_at_k'):>9s} "
+                     f"{row.get('fit_seconds') if row.get('fit_seconds') is not None else '-':>7} "
+                     f"{row.get('memory_mb') if row.get('memory_mb') is not None else '-':>6}{note}")
+    return lines
 
 
 def users_directory_refresh() -> int:
@@ -270,7 +313,8 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
             continue
         registry.put(ct.model_key, trained)
         report.type_state(ct.model_key, "done", version=trained.version, seconds=round(time.perf_counter() - t0, 1),
-                          metrics=trained.manifest.get("metrics") or {})
+                          metrics=trained.manifest.get("metrics") or {}, engine=trained.manifest.get("engine"),
+                          selection=selection_summary(trained.manifest.get("selection")))
     t0 = time.perf_counter()
     report.type_state(TASTE_KEY, "training")
     try:

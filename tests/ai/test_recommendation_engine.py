@@ -25,6 +25,10 @@ from ai.recommendation_engine import (
     UserQuery,
     make_recommender,
 )
+from ai.blend import BlendRecommender, normalised
+from ai.ease import CatalogueTooLargeError, EASERecommender
+from ai.implicit_models import ALSRecommender, BPRRecommender
+from ai.lightfm_model import LightFMHybridRecommender
 from ai.recommender_base import FittedMatrix, best_k
 
 SIZE = 50
@@ -296,6 +300,139 @@ class TestLightFMRecommender(RecommenderContract):
         assert errors == []
 
 
+def parity_features(size: int = SIZE) -> sp.csr_matrix:
+    """One "genre" per parity: even items are genre 0, odd items genre 1 (the checker board's two tastes)."""
+    return sp.csr_matrix((np.ones(size, dtype=np.float32), (np.arange(size), np.arange(size) % 2)), shape=(size, 2))
+
+
+def small_hybrid(**params) -> LightFMHybridRecommender:
+    return LightFMHybridRecommender(item_features=parity_features(), **{"no_components": 8, "epochs": 20,
+                                                                          "num_threads": 1, "random_state": 42, **params})
+
+
+class FoldsInFromTheCurrentHistory:
+    """What a served model must do for Live: answer for a user from their current history row."""
+
+    def test_a_user_folded_in_from_their_history_gets_their_own_parity(self, fitted, board):
+        for user in (0, 1, 6, 7):
+            history = board[user].indices[:10]  # a history shorter than what was learned: 15 of the parity left
+            ids, _ = fitted.recommend(None, history, n=5, recalculate_user=True)
+            assert len(ids) == 5 and all(item % 2 == user % 2 for item in ids)
+            assert not set(ids) & set(history)
+
+
+class TestEASERecommender(RecommenderContract, FoldsInFromTheCurrentHistory):
+    def make_model(self) -> RecommenderBase:
+        return EASERecommender(regularization=10.0)
+
+    def test_it_ranks_the_withheld_item_first_on_the_checker_board(self, fitted, board):
+        for user in range(SIZE):
+            assert fitted.recommend(user, board[user], n=1)[0].tolist() == [user]
+
+    def test_scores_are_the_history_row_times_the_weights(self, fitted, board):
+        ids, scores = fitted.recommend(3, board[3], n=5)
+        np.testing.assert_allclose(scores, (board[3] @ fitted._state.weights).toarray().ravel()[ids], rtol=1e-5)
+
+    def test_the_served_weights_are_sparsified_to_keep_per_row(self, board):
+        model = EASERecommender(regularization=10.0, keep=5).fit(board)
+        assert np.diff(model._state.weights.indptr).max() <= 5
+        ids, scores = model.recommend(0, board[0].indices[:10], n=5)
+        assert all(item % 2 == 0 for item in ids[scores > 0])
+
+    def test_it_refuses_a_catalogue_over_its_bound_and_says_what_to_do(self, board):
+        with pytest.raises(CatalogueTooLargeError, match="MUSICBUD_EASE_MAX_ITEMS"):
+            EASERecommender(max_items=SIZE - 1).fit(board)
+
+    def test_explain_names_the_largest_terms_of_the_score(self, fitted, board):
+        reasons = fitted.explain(0, 0, board[0], k=3)
+        assert 0 < len(reasons) <= 3 and all(item % 2 == 0 and item != 0 for item, _ in reasons)
+
+
+class TestALSRecommender(RecommenderContract, FoldsInFromTheCurrentHistory):
+    def make_model(self) -> RecommenderBase:
+        return ALSRecommender(factors=8, regularization=0.1, alpha=2.0, iterations=10, num_threads=1)
+
+    def test_scores_are_item_factors_times_user_factors(self, fitted, board):
+        ids, scores = fitted.recommend(4, board[4], n=5)
+        np.testing.assert_allclose(scores, fitted.item_factors[ids] @ fitted.user_factors[4], rtol=1e-5)
+
+    def test_similar_users_share_the_parity(self, fitted):
+        ids, _ = fitted.similar_users(6, n=10)
+        assert 6 not in ids and all(user % 2 == 0 for user in ids)
+
+    def test_a_saved_model_loads_without_implicit(self, fitted, board, tmp_path, monkeypatch):
+        fitted.save(tmp_path / "m.joblib")
+        monkeypatch.setitem(sys.modules, "implicit", None)
+        assert ALSRecommender.load(tmp_path / "m.joblib").recommend(0, board[0], n=3)[0].size == 3
+
+
+class TestBPRRecommender(RecommenderContract, FoldsInFromTheCurrentHistory):
+    def make_model(self) -> RecommenderBase:
+        return BPRRecommender(factors=8, learning_rate=0.05, iterations=200, num_threads=1)
+
+
+class TestLightFMHybridRecommender(RecommenderContract, FoldsInFromTheCurrentHistory):
+    def make_model(self) -> RecommenderBase:
+        return small_hybrid()
+
+    def test_popular_ranks_by_interactions_and_honours_exclude(self):
+        matrix = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 0]], dtype=np.float32))
+        model = LightFMHybridRecommender(item_features=parity_features(4), epochs=1).fit(matrix)
+        assert model.popular(n=3)[0].tolist() == [1, 3, 0]
+        assert model.popular(n=3, exclude=np.array([1]))[0].tolist() == [3, 0, 2]
+
+    def test_it_refuses_features_of_another_catalogue(self, board):
+        with pytest.raises(ValueError, match="column order"):
+            LightFMHybridRecommender(item_features=parity_features(SIZE + 1), epochs=1).fit(board)
+
+    def test_a_new_item_with_a_genre_is_recommended_to_the_users_of_that_genre(self):
+        # item 49 (odd: genre 1) has no interaction at all; its genre is all the model knows of it
+        board = checker_board().tolil()
+        board[:, SIZE - 1] = 0
+        board = board.tocsr()
+        board.eliminate_zeros()
+        assert board[:, SIZE - 1].nnz == 0
+        model = small_hybrid(epochs=30).fit(board)
+        new = SIZE - 1
+        for user in range(1, SIZE - 1, 2):  # odd users: above every item of the other genre
+            ids, _ = model.recommend(user, board[user], n=SIZE)
+            rank = ids.tolist().index(new)
+            assert all(item % 2 == 1 for item in ids[:rank]), f"user {user}: {ids[:rank + 1]}"
+        for user in range(0, SIZE, 2):  # even users: below every item of their own genre
+            ids, _ = model.recommend(user, board[user], n=SIZE)
+            assert all(item % 2 == 1 for item in ids[ids.tolist().index(new):]), f"user {user}: {ids}"
+        plain = small_lightfm(epochs=30).fit(board)  # without the genre: nothing says which users it is for
+        odd_ranks = [plain.recommend(u, board[u], n=SIZE)[0].tolist().index(new) for u in range(1, SIZE - 1, 2)]
+        assert max(odd_ranks) > 1
+
+
+class TestBlendRecommender(RecommenderContract, FoldsInFromTheCurrentHistory):
+    def make_model(self) -> RecommenderBase:
+        return BlendRecommender(components=[EASERecommender(regularization=10.0), small_lightfm()], weights=[0.5, 0.5])
+
+    def test_scores_are_the_weighted_sum_of_the_normalised_scores(self, fitted, board):
+        ease, lightfm = fitted._state.components
+        expected = 0.5 * normalised(ease.score_items(np.array([2]))) + 0.5 * normalised(lightfm.score_items(np.array([2])))
+        np.testing.assert_allclose(fitted.score_items(np.array([2])), expected, rtol=1e-5)
+
+    def test_refitting_never_touches_the_components_it_was_built_with(self, board):
+        prototype = EASERecommender(regularization=10.0)
+        BlendRecommender(components=[prototype, small_lightfm()], weights=[1, 1]).fit(board)
+        assert not prototype.is_fitted
+
+    def test_it_refuses_weights_that_do_not_match_its_components(self):
+        with pytest.raises(ValueError, match="one non-negative number per component"):
+            BlendRecommender(components=[EASERecommender()], weights=[0.5, 0.5])
+
+
+class TestNormalised:
+    def test_each_row_has_mean_0_and_deviation_1_over_its_finite_scores(self):
+        scores = np.array([[1.0, 2.0, 3.0, -np.inf], [5.0, 5.0, 5.0, 5.0]], dtype=np.float32)
+        out = normalised(scores)
+        np.testing.assert_allclose(out[0, :3], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
+        assert np.isneginf(out[0, 3]) and np.all(out[1] == 0.0)
+
+
 class TestBestK:
     @pytest.mark.parametrize("seed", range(40))
     def test_it_finds_the_k_largest_scores_whatever_the_ties(self, seed):
@@ -409,6 +546,31 @@ class TestFallbackChain:
 
 
 class TestMakeRecommender:
+    @pytest.mark.parametrize("engine,cls", [("lightfm", LightFMRecommender), ("lightfm_hybrid", LightFMHybridRecommender),
+                                            ("ease", EASERecommender), ("als", ALSRecommender), ("bpr", BPRRecommender),
+                                            ("popularity", PopularityRecommender)])
+    def test_it_builds_every_engine_by_name(self, engine, cls):
+        assert type(make_recommender(engine)) is cls
+
+    def test_it_builds_a_blend_of_named_components(self, board):
+        model = make_recommender("blend", components=["ease", {"engine": "lightfm", "params": {"epochs": 5}}],
+                                 weights=[0.3, 0.7])
+        assert isinstance(model, BlendRecommender) and model.components[1].epochs == 5
+        assert model.fit(board).recommend(0, board[0], n=3)[0].size == 3
+
+    @pytest.mark.parametrize("engine,params,message", [
+        ("svd", {}, "unknown engine 'svd'"),
+        ("ease", {"lambda_": 3}, "bad parameters for engine 'ease'"),
+        ("ease", {"regularization": -1}, "positive lambda"),
+        ("als", {"factors": 0}, "at least 1"),
+        ("blend", {"components": ["ease", "nope"]}, "unknown engine 'nope'"),
+        ("blend", {"components": ["ease"], "weights": [1, 2]}, "one non-negative number per component"),
+        ("blend", {"components": ["ease"], "extra": 1}, "not extra"),
+    ])
+    def test_an_unknown_engine_or_bad_parameters_raise_value_error(self, engine, params, message):
+        with pytest.raises(ValueError, match=message):
+            make_recommender(engine, **params)
+
     def test_it_builds_lightfm_with_the_service_defaults(self):
         model = make_recommender(num_threads=1)
         assert isinstance(model, LightFMRecommender)

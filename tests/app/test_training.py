@@ -37,3 +37,80 @@ def test_it_never_goes_below_the_minimum_nor_scales_when_the_budget_is_off(setti
 def test_lightfm_parameters_take_the_runs_epochs():
     assert lightfm_parameters(epochs=7)["epochs"] == 7
     assert lightfm_parameters()["epochs"] == 60
+
+
+# --- model selection at every training (a real Neo4j, a small graph of two tribes) -------------------------------
+import pytest  # noqa: E402
+
+from app.content_types import BY_KEY  # noqa: E402
+from app.services import training  # noqa: E402
+from app.services.training_status import status_read  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tribes_graph(neo4j):
+    from app import graph
+    from app.services import graph_writes
+
+    graph.query("MATCH (n) DETACH DELETE n")
+    movies = BY_KEY["movies"]
+    genres = ["Action", "Romance"]
+    graph_writes.items_upsert(content_type=movies, rows=[
+        {"imdb_id": f"tt{i:07d}", "title": f"Movie {i}", "genres": str([genres[i % 2]]), "year": 1990 + i}
+        for i in range(16)])
+    users = [f"u{i}" for i in range(40)]
+    graph_writes.users_upsert(rows=[{"uid": u, "username": f"user_{u}", "accounts": ["ImdbUser"]} for u in users])
+    rows = []
+    for n, user in enumerate(users):  # tribe = parity: 5 of the tribe's 8 movies, rotating
+        tribe = [i for i in range(16) if i % 2 == n % 2]
+        rows += [{"user_uid": user, "item_id": f"tt{tribe[(n + k) % 8]:07d}", "rel": "LIKES"} for k in range(5)]
+    graph_writes.interactions_upsert(content_type=movies, rows=rows)
+    return movies
+
+
+def test_every_training_selects_among_the_candidates_and_the_held_out_part_never_reaches_it(
+        tribes_graph, settings, tmp_path, monkeypatch):
+    settings.MUSICBUD_MODEL_DIR = tmp_path
+    settings.MUSICBUD_CANDIDATES = ["lightfm", "lightfm_hybrid", "ease", "als", "blend"]
+    settings.MUSICBUD_SELECT_VALIDATION = 0.25
+    seen = {}
+    split, select = training.holdout_split, training.select_model
+
+    def holdout_spy(matrix, **kwargs):
+        seen["train"], seen["test"] = split(matrix, **kwargs)
+        return seen["train"], seen["test"]
+
+    def select_spy(*, train, **kwargs):
+        seen["selected_on"] = train
+        return select(train=train, **kwargs)
+
+    monkeypatch.setattr(training, "holdout_split", holdout_spy)
+    monkeypatch.setattr(training, "select_model", select_spy)
+    trained = training.model_train(content_type=tribes_graph, epochs=10)
+    assert seen["test"].nnz > 0
+    assert seen["selected_on"] is seen["train"] and seen["selected_on"].multiply(seen["test"]).nnz == 0
+    selection = trained.manifest["selection"]
+    assert set(selection["candidates"]) == {"lightfm", "lightfm_hybrid", "ease", "als", "popularity", "blend"}
+    assert selection["chosen"] == trained.manifest["engine"] != "popularity"
+    for name, row in selection["candidates"].items():
+        assert row["status"] == "scored", (name, row)
+        assert {"precision_at_k", "ndcg_at_k"} <= set(row["validation"]) and "ndcg_at_k" in row["held_out"]
+        assert row["fit_seconds"] is not None and row["memory_mb"] is not None
+    assert trained.manifest["counts"]["item_features"] >= 2  # the two genres (and the decades)
+    assert trained.manifest["metrics"]["ndcg_at_k"] == selection["candidates"][selection["chosen"]]["held_out"][
+        "ndcg_at_k"]
+
+
+def test_the_training_status_and_train_models_show_the_selection(tribes_graph, settings, tmp_path):
+    from django.core.management import call_command
+    from io import StringIO
+
+    settings.MUSICBUD_MODEL_DIR = tmp_path
+    settings.MUSICBUD_CANDIDATES = ["lightfm", "ease"]
+    out = StringIO()
+    call_command("train_models", "--type", "movies", stdout=out)
+    status = status_read()["types"]["movie"]
+    assert status["state"] == "done" and status["selection"]["chosen"] == status["engine"]
+    assert set(status["selection"]["candidates"]) == {"lightfm", "ease", "popularity"}
+    text = out.getvalue()
+    assert "movie: served" in text and "val NDCG" in text and "ease" in text and "popularity" in text

@@ -47,8 +47,11 @@ def test_training_reports_extraction_fit_save_and_peak_memory(results):
         assert run[field] is not None, field
     assert run["interactions"] > 0 and run["peak_rss_mb"] > 0
     assert all(run["trained"].values()), run["trained"]
-    assert {t["name"] for t in report["targets"]} == {"extract_fit_save_seconds_at_1m",
+    assert {t["name"] for t in report["targets"]} == {"training_with_selection_seconds_at_1m",
+                                                      "extract_fit_save_seconds_at_1m",
                                                       "extraction_edges_per_second_at_1m"}
+    assert run["train_models_cpu_seconds"] > 0
+    assert all(m["engine"] and m["candidates"] for key, m in run["models"].items() if key != "taste")
 
 
 def test_serving_reports_every_endpoint_at_every_concurrency_without_errors(results):
@@ -76,3 +79,18 @@ def test_memory_reports_each_worker_idle_and_with_every_model_loaded(results):
     assert report["max_worker_rss_mb"] == max(w["rss_mb"] for w in report["workers_loaded"] +
                                               report["workers_after_many_users"])
     assert report["max_worker_rss_mb"] > max(w["rss_mb"] for w in report["workers_idle"])  # models were loaded
+
+
+def test_quality_runs_the_services_selection_and_reports_every_candidate(tmp_path):
+    from bench import quality
+
+    assert quality.main(["--smoke", "--out", str(tmp_path / "quality.json")]) == 0
+    report = json.loads((tmp_path / "quality.json").read_text())
+    result = report["datasets"]["synthetic"]
+    table = result["selection"]["candidates"]
+    assert {"lightfm", "ease", "als", "popularity", "blend"} <= set(table)
+    assert result["served"]["engine"] == result["selection"]["chosen"] != "popularity"
+    for row in table.values():
+        assert row["status"] in ("scored", "skipped")
+        if row["status"] == "scored":
+            assert {"precision_at_k", "ndcg_at_k"} <= set(row["validation"]) and "ndcg_at_k" in row["held_out"]

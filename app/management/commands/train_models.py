@@ -28,3 +28,18 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
         for key, ok in results.items():
             self.stdout.write(f"  {key:8s} {'trained' if ok else 'not trained (see log)'}")
+        for line in selection_lines():
+            self.stdout.write(line)
+
+
+def selection_lines() -> list[str]:
+    """Each trained type's model selection table, as lines (the served models' manifests)."""
+    from app.services.model_registry import registry
+    from app.services.training import selection_table_lines
+
+    lines = []
+    for ct in CONTENT_TYPES:
+        model = registry.get(ct.model_key)
+        if model is not None and model.manifest.get("selection"):
+            lines.extend(selection_table_lines(key=ct.model_key, selection=model.manifest["selection"]))
+    return lines
