@@ -22,6 +22,7 @@ from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import SERVICE_DEFAULTS, make_recommender
 from ai.taste import TasteModel, TastePart, joint_interactions
 from ai.trained_model import TrainedModel
+from ai.trending import TrendingScores
 from app.content_types import BY_MODEL_KEY, CONTENT_TYPES, ContentType, content_type_get
 from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
@@ -98,6 +99,9 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     timings["fit_seconds"] = round(time.perf_counter() - t0, 3)
     popularity = PopularityRecommender().fit(inter.matrix)
     t0 = time.perf_counter()
+    trending = trending_compute(content_type=ct, inter=inter)
+    timings["trending_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
     metrics = evaluation.evaluate(model, train, test, k=10) if test.nnz else {}
     timings["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
     if metrics:
@@ -124,6 +128,7 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         matrix=inter.matrix,
         items=items,
         dismissed=inter.dismissed,
+        trending=trending,
         manifest={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             # where the change feed goes on from (app/services/live.py); untimed edges: it cannot follow them
@@ -144,6 +149,25 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     trained.manifest.setdefault("timings", {})["save_seconds"] = timings["save_seconds"]  # known only after saving
     logger.info("Trained %s model version %s: %s", ct.model_key, version, timings)
     return trained
+
+
+def trending_compute(*, content_type: ContentType, inter: data.Interactions) -> TrendingScores:
+    """The type's trending scores as of the extraction (ai/trending.py): edges with created_at decayed from it;
+    edges without one dated when first seen, i.e. the untimed weight the served model's scores had not counted
+    yet is dated now (the served model is read only when there are untimed edges: MusicBud's own graph)."""
+    now = inter.read_at or datetime.now(timezone.utc)
+    half_life = settings.MUSICBUD_TRENDING_HALF_LIFE_HOURS * 3600.0
+    decayed, untimed = data.trending_totals(content_type=content_type, item_ids=inter.item_ids, now=now,
+                                            half_life_seconds=half_life)
+    previous = registry.get(content_type.model_key) if inter.untimed_edges else None
+    previous_trending = previous.trending if previous is not None else None
+    columns = None
+    if previous_trending is not None:
+        columns = np.fromiter((previous.item_map.get(key, -1) for key in inter.item_ids), dtype=np.int64,
+                              count=len(inter.item_ids))
+    return TrendingScores.from_totals(timed_scores=decayed, untimed=untimed, now=now.timestamp(),
+                                      previous=previous_trending, previous_columns=columns,
+                                      half_life_seconds=half_life)
 
 
 def users_directory_refresh() -> int:
