@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Discovery measurements (issue 15), offline on MovieLens (no Neo4j, no server):
 
-1. Trending vs all-time popularity (ml-latest-small, time split): at each of up to 40 weekly cutoffs T (weeks
-   whose next 7 days have at least 10 active users), both rank the catalogue from the ratings before T (weights
+1. Trending vs all-time popularity (ml-latest-small, time split): at each of up to 200 weekly cutoffs T (weeks
+   whose next 7 days have at least 5 active users), both rank the catalogue from the ratings before T (weights
    as the service's edges: a rating >= 4 is LIKES, 5; any other WATCHED, 3), and each user active in [T, T + 7
    days) gets the top 10 of the items they had not rated before T: P@10 of next week's ratings, averaged over
-   the cutoffs' users. Trending is ai/trending.py (half-life 1 week, the service's default; 1 day and 4 weeks
-   for comparison).
+   the cutoffs' users. Trending is ai/trending.py (half-life 1 week, the service's default; 1 day, 2 and 4
+   weeks for comparison).
 2. Diversity curve (ml-100k, the quality bench's split: per-user random 75/25, seed 42, LightFM with the
    service's defaults): for diversity 0, .25, .5, .75, 1, the top 10 re-ranked by MMR (ai/diversity.py) from
    a pool of 50 over the item embeddings and genres: P@10, intra-list diversity (mean pairwise 1 - similarity),
@@ -92,7 +92,7 @@ def fit(matrix: sp.csr_matrix, *, epochs: int | None = None) -> LightFMRecommend
 
 
 # --- 1. trending ----------------------------------------------------------------------------------------------
-def trending_vs_popularity(data: dict, *, max_cutoffs: int = 40, min_users: int = 10) -> dict:
+def trending_vs_popularity(data: dict, *, max_cutoffs: int = 200, min_users: int = 5) -> dict:
     users, items, weights, times = data["users"], data["items"], data["weights"], data["times"]
     n_items = data["n_items"]
     start = times.min() + 8 * WEEK  # some history first
@@ -102,7 +102,7 @@ def trending_vs_popularity(data: dict, *, max_cutoffs: int = 40, min_users: int 
     cutoffs = [eligible[i] for i in np.linspace(0, len(eligible) - 1, min(max_cutoffs, len(eligible))).astype(int)] \
         if eligible else []
     half_lives = {"trending, half-life 1 day": DAY, "trending, half-life 1 week (default)": WEEK,
-                  "trending, half-life 4 weeks": 4 * WEEK}
+                  "trending, half-life 2 weeks": 2 * WEEK, "trending, half-life 4 weeks": 4 * WEEK}
     hits = {name: [] for name in ["all-time popularity", *half_lives]}
     for t in cutoffs:
         before = times < t

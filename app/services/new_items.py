@@ -3,8 +3,9 @@ interacted with), ranked from their features until the next training (ai/cold_it
 trained items that share their genres).
 
 Per type and served model, this worker looks for them in the graph at most every MUSICBUD_NEW_ITEMS_SECONDS
-(60 s; the keys of every item of the type, one query, then the details of the new ones): the request that
-finds the look due waits for it (a few ms), every other one reads what is held (no I/O). When Neo4j is
+(60 s; the keys of every item of the type, one query, then the details of the new ones): the first look for a
+served model waits (the first request of that type after the model arrives, in a thread), later ones run in a
+background thread; requests read what is held (no I/O). When Neo4j is
 unreachable the last set is kept and the look is tried again after the interval. A model that is not a factor
 model (popularity) ranks no new items.
 """
@@ -92,14 +93,44 @@ def _held(ct: ContentType, model: TrainedModel) -> tuple[NewItems | None, bool]:
 
 
 async def new_items_aget(*, content_type: ContentType, model: TrainedModel) -> NewItems:
-    """The model's new items, looked for first (in a thread) when a look is due."""
+    """The model's new items. The first look for a model waits for it (in a thread); later looks run in a
+    background thread while requests go on with what is held."""
     items, due = _held(content_type, model)
     if not due:
+        return items
+    if items is not None:
+        _refresh_in_background(content_type, model)
         return items
     try:
         return await asyncio.to_thread(new_items_refresh, content_type=content_type, model=model)
     except GRAPH_ERRORS as exc:
-        logger.warning("Could not look for new %s items in Neo4j (%s); serving without them", content_type.key, exc)
-        with _LOCK:
-            _HELD[content_type.model_key] = (weakref.ref(model), time.monotonic(), items or NONE)
-        return items or NONE
+        return _failed(content_type, model, items, exc)
+
+
+def _failed(ct: ContentType, model: TrainedModel, items: NewItems | None, exc: Exception) -> NewItems:
+    logger.warning("Could not look for new %s items in Neo4j (%s); serving without them", ct.key, exc)
+    with _LOCK:
+        _HELD[ct.model_key] = (weakref.ref(model), time.monotonic(), items or NONE)
+    return items or NONE
+
+
+_RUNNING: set[str] = set()  # model keys being looked at in the background
+
+
+def _refresh_in_background(ct: ContentType, model: TrainedModel) -> None:
+    with _LOCK:
+        if ct.model_key in _RUNNING:
+            return
+        _RUNNING.add(ct.model_key)
+        items = _HELD.get(ct.model_key)
+
+    def run() -> None:
+        try:
+            new_items_refresh(content_type=ct, model=model)
+        except GRAPH_ERRORS as exc:
+            _failed(ct, model, items[2] if items is not None else None, exc)
+        finally:
+            with _LOCK:
+                _RUNNING.discard(ct.model_key)
+
+    threading.Thread(target=run, name=f"new-items-{ct.model_key}", daemon=True).start()
