@@ -141,14 +141,18 @@ class TrendingScores:
 
     def top(self, n: int, filter_items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The n items with the highest decayed weight, at least min_weight, never one of filter_items."""
-        scores = self._snap.scores
-        below = np.flatnonzero(scores < self.min_weight)
-        ids, values = top_n(scores.astype(np.float32), n, np.concatenate([as_index_array(filter_items), below]))
-        return ids, values
+        snap = self._snap
+        ranked = self.__dict__.get("_ranked")
+        if ranked is None or ranked[0] is not snap:  # once per snapshot: float32, -inf below min_weight
+            values = snap.scores.astype(np.float32)
+            values[snap.scores < self.min_weight] = -np.inf
+            ranked = self._ranked = (snap, values)
+        return top_n(ranked[1].copy(), n, as_index_array(filter_items))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         del state["_lock"]
+        state.pop("_ranked", None)
         return state
 
     def __setstate__(self, state: dict) -> None:
