@@ -62,6 +62,11 @@ test: install deps-debian
 bench-quality: install
 	$(PY) -m bench.quality
 
+# Discovery (issue 15): trending vs popularity, the diversity curve, new items (MovieLens, offline)
+.PHONY: bench-discovery
+bench-discovery: install
+	$(PY) -m bench.discovery
+
 # Performance benchmarks (bench/harness.py starts their own Neo4j and server; seeded graphs cached in var/bench/).
 bench-deps:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

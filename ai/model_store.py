@@ -4,7 +4,8 @@ Layout of MODEL_DIR (mode 0700), for a content type ``ct`` such as ``movie``::
 
     {ct}_manifest.json           the pointer: names the current version and holds every file's HMAC
     {ct}-{version}/              one directory per version, complete before the manifest names it
-        {ct}_model.pkl           {"model": RecommenderBase, "popularity": PopularityRecommender}
+        {ct}_model.pkl           {"model": RecommenderBase, "popularity": PopularityRecommender,
+                                  "trending": TrendingScores or None (ai/trending.py)}
         {ct}_user_map.pkl        external user id (str) -> row
         {ct}_item_map.pkl        external item id (str) -> column
         {ct}_matrix.pkl          the training interactions (users x items csr)
@@ -53,6 +54,7 @@ from ai.popularity import PopularityRecommender
 from ai.recommender_base import RecommenderBase
 from ai.taste import TasteModel
 from ai.trained_model import TrainedModel
+from ai.trending import TrendingScores
 
 try:
     import fcntl
@@ -208,7 +210,7 @@ def save_model(model_dir: str | os.PathLike, trained: TrainedModel, *, hmac_key:
     directory = _ensure_dir(model_dir)
     version = _new_version()
     payload = {
-        "model": {"model": trained.model, "popularity": trained.popularity},
+        "model": {"model": trained.model, "popularity": trained.popularity, "trending": trained.trending},
         "user_map": dict(trained.user_map),
         "item_map": dict(trained.item_map),
         "matrix": sp.csr_matrix(trained.matrix),
@@ -385,7 +387,8 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
     objs = {part: joblib.load(io.BytesIO(data)) for part, data in blobs.items()}  # verified bytes only
     engines = objs["model"]
     if not (isinstance(engines, dict) and isinstance(engines.get("model"), RecommenderBase)
-            and isinstance(engines.get("popularity"), PopularityRecommender)):
+            and isinstance(engines.get("popularity"), PopularityRecommender)
+            and isinstance(engines.get("trending"), (TrendingScores, type(None)))):
         raise ModelIntegrityError(f"{_file_name(ct, 'model')}: does not hold {{model, popularity}} recommenders")
     return KINDS[manifest["kind"]](
         content_type=ct,
@@ -397,6 +400,7 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
         items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),
         manifest=manifest,
         dismissed={sys.intern(user): items for user, items in objs["dismissed"].items()},
+        trending=engines.get("trending"),  # absent from models saved before trending existed
     )
 
 

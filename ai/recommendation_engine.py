@@ -167,7 +167,9 @@ class RecommenderLink(ChainLink):
         self.titles = titles
         self.fold_in = fold_in
 
-    def _mode(self, user: UserQuery) -> str | None:
+    def mode(self, user: UserQuery) -> str | None:
+        """How this link ranks for the user: "any" (needs nothing of them), "learned" (their learned row),
+        "fold_in" (from their items), or None (it passes)."""
         model = self.recommender
         if not model.is_fitted:
             return None
@@ -180,7 +182,7 @@ class RecommenderLink(ChainLink):
         return None
 
     def recommend(self, user: UserQuery, n: int, filter_items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        mode = self._mode(user)
+        mode = self.mode(user)
         if mode is None:
             return None
         model = self.recommender
@@ -193,7 +195,7 @@ class RecommenderLink(ChainLink):
             return None
 
     def explain_many(self, user: UserQuery, items: list[int], k: int = 3) -> list[list[tuple[str, Any]]]:
-        mode = self._mode(user)
+        mode = self.mode(user)
         if mode is None or mode == "any" or self.item_keys is None:
             return [[] for _ in items]
         row = user.row if mode == "learned" else None

@@ -7,16 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
 from ai.item_details import ItemDetails
 from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import ChainLink, FallbackChain, RecommenderBase, RecommenderLink, UserQuery
-from ai.recommender_base import UnknownItemError, UnknownUserError
+from ai.recommender_base import FactorModelBase, UnknownItemError, UnknownUserError
+from ai.trending import TrendingLink, TrendingScores
 
 __all__ = ["PERSONALISED", "POPULAR", "TrainedModel"]
+
+if TYPE_CHECKING:
+    from ai.cold_items import ColdItems
 
 # The names of the links a trained model contributes to a chain: each item's `reason`.
 PERSONALISED = "personalised"
@@ -36,6 +40,7 @@ class TrainedModel:
     items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
     manifest: dict = field(default_factory=dict)
     dismissed: Mapping[str, list[str]] = field(default_factory=dict, repr=False)  # user id -> item ids, never shown
+    trending: TrendingScores | None = field(default=None, repr=False)  # time-decayed popularity (ai/trending.py)
 
     def __post_init__(self) -> None:
         self.matrix = sp.csr_matrix(self.matrix)
@@ -52,6 +57,9 @@ class TrainedModel:
                                  f"{self.matrix.shape[1]}: fit it on this matrix")
         for engine in (self.popularity, self.model):  # one copy of the matrix where an engine was fitted on it
             engine.share_matrix(self.matrix)
+        if self.trending is not None and self.trending.n_items != self.matrix.shape[1]:
+            raise ValueError(f"trending scores cover {self.trending.n_items} items, the matrix has "
+                             f"{self.matrix.shape[1]}: compute them over the matrix's columns")
         self._chains: dict[tuple, FallbackChain] = {}
 
     def warm(self) -> None:
@@ -121,13 +129,22 @@ class TrainedModel:
         return personal, popular
 
     def chain(self, *, title_property: str = "title", between: tuple[ChainLink, ...] = (),
-              fold_in: bool = False) -> FallbackChain:
-        """personalised -> `between` (e.g. cross-domain taste) -> popular, built once per distinct `between`."""
-        key = (title_property, tuple(id(link) for link in between), fold_in)
+              fold_in: bool = False, trending: bool = True, cold: ColdItems | None = None) -> FallbackChain:
+        """personalised -> `between` (e.g. cross-domain taste) -> trending (when the model has trending scores
+        and `trending`) -> popular, built once per distinct arguments. With `cold` (new items, a factor model
+        only), the personalised link ranks the new items too."""
+        key = (title_property, tuple(id(link) for link in between), fold_in, trending, id(cold))
         chain = self._chains.get(key)
         if chain is None:
             personal, popular = self.links(title_property=title_property, fold_in=fold_in)
-            links = [*([] if personal is popular else [personal]), *between, popular]
+            if cold is not None and personal is not popular and isinstance(self.model, FactorModelBase):
+                from ai.cold_items import ColdStartLink
+
+                personal = ColdStartLink(personal, cold)
+            middle = [TrendingLink(self.trending)] if trending and self.trending is not None else []
+            links = [*([] if personal is popular else [personal]), *between, *middle, popular]
+            if len(self._chains) > 16:  # chains of replaced cold-item sets
+                self._chains.clear()
             chain = self._chains[key] = FallbackChain(links)
         return chain
 

@@ -65,7 +65,7 @@ def item_serializer(ct: ContentType, *, with_similarity: bool = False, **kwargs)
         name = f"{ct.label}Similar"
     else:
         fields["recommendation_score"] = serializers.FloatField()
-        fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "popular"])
+        fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "trending", "popular"])
         fields["because"] = _because_serializer(ct, many=True)
         name = f"{ct.label}Recommendation"
     return inline_serializer(name=name, fields=fields, **kwargs)
@@ -116,7 +116,7 @@ def guest_item_serializer(ct: ContentType, **kwargs):
     elif ct.model_key == "artist":
         fields["genre"] = serializers.CharField(allow_null=True, help_text="The first of genres.")
     fields["recommendation_score"] = serializers.FloatField()
-    fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "popular"])
+    fields["reason"] = serializers.ChoiceField(choices=["personalised", "cross_domain", "trending", "popular"])
     fields["because"] = _because_serializer(ct, many=True)
     return inline_serializer(name=f"{ct.label}GuestItem", fields=fields, **kwargs)
 

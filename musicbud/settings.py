@@ -216,3 +216,9 @@ SPECTACULAR_SETTINGS.update(
     SWAGGER_UI_DIST="SIDECAR", SWAGGER_UI_FAVICON_HREF="SIDECAR", REDOC_DIST="SIDECAR",
     SWAGGER_UI_SETTINGS={"deepLinking": True, "validatorUrl": None},  # no badge fetched from swagger.io
 )
+# --- Discovery (issue 15): trending, new items ---------------------------------------------------------------
+# Trending (ai/trending.py): an edge counts half as much MUSICBUD_TRENDING_HALF_LIFE_HOURS after it was made (168:
+# one week); edges without created_at are dated when the service first saw them.
+MUSICBUD_TRENDING_HALF_LIFE_HOURS = env_float("MUSICBUD_TRENDING_HALF_LIFE_HOURS", 168.0, minimum=0.01)
+# New items (app/services/new_items.py): how often a worker looks for catalogue items its models do not have.
+MUSICBUD_NEW_ITEMS_SECONDS = env_float("MUSICBUD_NEW_ITEMS_SECONDS", 60.0, minimum=0.0)

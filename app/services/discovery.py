@@ -1,6 +1,6 @@
 """What the MusicBud apps' guest screens show: discover, trending, genres and one item's details, for anyone (no
-token), from the served models: the same popular items as the guest recommendations
-(recommendation_service.popular_items), shaped as those screens read them (item_shapes.guest_item_json)."""
+token), from the served models: the same items as the guest recommendations (recommendation_service.popular_items;
+trending: its sort=trending), shaped as those screens read them (item_shapes.guest_item_json)."""
 from __future__ import annotations
 
 import asyncio
@@ -17,6 +17,7 @@ from app.content_types import BY_KEY, BY_MODEL_KEY, CONTENT_TYPES, ContentType, 
 from app.errors import InvalidContentTypeError, ServiceUnavailableError, UnknownItemError
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
+from app.services.filters import NO_FILTER, ItemFilter
 from app.services.item_shapes import content_json, guest_item_json
 from app.services.recommendation_service import popular_items
 from app.services.served import served_aget
@@ -28,23 +29,27 @@ DETAIL_TYPES: tuple[str, ...] = tuple(ct.model_key for ct in CONTENT_TYPES)
 MAX_ID_LENGTH = 256  # a longer id is no item's: answered 404 without a graph read
 
 
-async def trending_items(*, content_type: str, n: int) -> list[dict]:
-    """The n trending items of a type (API key, "tracks"), shaped for the guest screens. Today these are the
-    popular items (the chain's popularity link, as the guest recommendations answer); a trending link of the
-    chain will take their place here, the one place trending is read."""
-    return await _guest_items(content_type_get(key=content_type), n)
+async def trending_items(*, content_type: str, n: int, item_filter: ItemFilter = NO_FILTER,
+                         diversity: float = 0.0) -> list[dict]:
+    """The n trending items of a type (API key, "tracks"), shaped for the guest screens: the guest answer with
+    sort=trending (ai/trending.py's time-decayed popularity, all-time popular items after them)."""
+    return await _guest_items(content_type_get(key=content_type), n, sort="trending", item_filter=item_filter,
+                              diversity=diversity)
 
 
-async def _guest_items(ct: ContentType, n: int) -> list[dict]:
-    answer = await popular_items(content_type=ct.key, n=n)
+async def _guest_items(ct: ContentType, n: int, *, sort: str = "popular", item_filter: ItemFilter = NO_FILTER,
+                       diversity: float = 0.0) -> list[dict]:
+    answer = await popular_items(content_type=ct.key, n=n, sort=sort, item_filter=item_filter, diversity=diversity)
     return [guest_item_json(ct.model_key, item) for item in orjson.loads(answer.json.text)]
 
 
-async def trending_by_type(*, content_type: str, n: int) -> dict[str, list[dict]]:
+async def trending_by_type(*, content_type: str, n: int, item_filter: ItemFilter = NO_FILTER,
+                           diversity: float = 0.0) -> dict[str, list[dict]]:
     """The trending endpoint's answer: {<type>: trending items} for one type, or every type ("all"), and
     `content`: all of them in one flat list of {id, type, title, name, cover, artist}."""
     keys = [ct.key for ct in CONTENT_TYPES] if content_type == "all" else [content_type]
-    out = {key: await trending_items(content_type=key, n=n) for key in keys}
+    out = {key: await trending_items(content_type=key, n=n, item_filter=item_filter, diversity=diversity)
+           for key in keys}
     out["content"] = [content_json(BY_KEY[key], item) for key in keys for item in out[key]]
     return out
 

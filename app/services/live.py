@@ -181,6 +181,7 @@ class LiveHistories:
     def apply_edges(self, rows: list[dict]) -> int:
         """Fold change-feed rows (edges_since's) into the users' histories; returns how many changed one."""
         changed = 0
+        trending: dict[str, list[tuple[str, float, datetime]]] = {}  # model key -> (item, added weight, time)
         for row in rows:
             if row["id"] in self._recent:
                 continue
@@ -194,8 +195,11 @@ class LiveHistories:
             history = dict(_model_history(registry.current(key), uid) if known is None else known)
             if history.get(item, 0.0) >= row["weight"]:
                 continue
+            trending.setdefault(key, []).append((item, float(row["weight"]) - history.get(item, 0.0), row["t"]))
             history[item] = float(row["weight"])
             changed += self._apply(uid, key, history=history)
+        for key, edges in trending.items():
+            _trending_add(registry.current(key), edges)
         return changed
 
     # --- the follower ---------------------------------------------------------------------------------------
@@ -392,6 +396,20 @@ def _signal_path() -> Path:
 def _snapshot(model: TrainedModel | None) -> datetime | None:
     raw = ((model.manifest if model is not None else {}).get("snapshot") or {}).get("read_at")
     return datetime.fromisoformat(raw) if raw else None
+
+
+def _trending_add(model: TrainedModel | None, edges: list[tuple[str, float, datetime]]) -> None:
+    """Count the feed's new edges in the served model's trending scores (ai/trending.py), between trainings;
+    edges the model's snapshot already counted (the feed's overlap) are left out. An item the model does not
+    have is not counted (new items are ranked from their features: app/services/new_items.py)."""
+    if model is None or model.trending is None:
+        return
+    snapshot = _snapshot(model)
+    fresh = [(model.item_map[item], weight, t.timestamp()) for item, weight, t in edges
+             if item in model.item_map and (snapshot is None or t > snapshot)]
+    if fresh:
+        cols, weights, times = zip(*fresh)
+        model.trending.add(list(cols), list(weights), list(times), now=time.time())
 
 
 def _untimed(model: TrainedModel | None) -> bool:

@@ -140,6 +140,41 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                         untimed_edges=untimed, dismissed=dismissed)
 
 
+def trending_totals(*, content_type: ContentType, item_ids: list[str], now: datetime, half_life_seconds: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per item of `item_ids` (columns): (the summed weight of its edges with a created_at, each decayed by
+    2 ** (-age / half_life) as of `now`; the summed weight of its edges without one). One record: the items'
+    keys and both sums as parallel lists (ai/trending.py)."""
+    ct = content_type
+    rels = "|".join(ct.rel_types)
+    records = graph.query(
+        f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) "
+        f"WITH toString(i.{ct.id_property}) AS item, r, {weight_expression(ct)} AS w "
+        f"WITH item, sum(CASE WHEN r.created_at IS NULL THEN 0.0 ELSE w * exp(-log(2.0) * "
+        f"toFloat(duration.inSeconds(r.created_at, $now).seconds) / $half_life) END) AS decayed, "
+        f"sum(CASE WHEN r.created_at IS NULL THEN toFloat(w) ELSE 0.0 END) AS untimed "
+        f"RETURN collect(item) AS items, collect(decayed) AS decayed, collect(untimed) AS untimed",
+        now=now, half_life=float(half_life_seconds))
+    index = {key: i for i, key in enumerate(item_ids)}
+    decayed = np.zeros(len(item_ids), dtype=np.float64)
+    untimed = np.zeros(len(item_ids), dtype=np.float64)
+    if records:
+        record = records[0]
+        cols = np.fromiter((index.get(k, -1) for k in record["items"]), dtype=np.int64, count=len(record["items"]))
+        known = cols >= 0
+        decayed[cols[known]] = np.asarray(record["decayed"], dtype=np.float64)[known]
+        untimed[cols[known]] = np.asarray(record["untimed"], dtype=np.float64)[known]
+    return decayed, untimed
+
+
+def item_keys(*, content_type: ContentType) -> list[str]:
+    """The key of every item of a type in the graph, interactions or not (as strings)."""
+    ct = content_type
+    records = graph.query(f"MATCH (i:{ct.label_expression}) WHERE i.{ct.id_property} IS NOT NULL "
+                          f"RETURN collect(toString(i.{ct.id_property})) AS ids")
+    return list(records[0]["ids"]) if records else []
+
+
 def graph_now() -> datetime:
     """Neo4j's clock (the change feed compares edges' created_at with it)."""
     return graph.query("RETURN datetime() AS now")[0]["now"].to_native()

@@ -11,9 +11,11 @@ One serving path makes every answer, for any user (known to the model, new, cros
                             version, n); on a miss the chain ranks (folding in a user whose history changed),
                             each item says which link produced it (reason) and why (because), as JSON
 
-A genre filter (the guest endpoint's `genre`) is a filter of the chain: every link ranks only the items of
-those genres (the columns of the others are excluded, computed once per model and genres), so the answer still
-has n items when the type has that many.
+Filters (`genre`, `exclude`, `year_min` / `year_max`: app/services/filters.py) are filters of the chain: every
+link ranks only the items they admit, so the answer still has n items when the type has that many. `diversity`
+re-ranks a larger pool of the chain's answer by MMR (app/services/diversify.py); at 0 (the default) nothing of
+it runs. New items (in the graph, not in the model: app/services/new_items.py) are ranked by the personalised
+link from their features.
 
 Each step decides for itself whether it needs a thread (a file or a Neo4j read) or runs on the event loop
 (everything already in memory, the usual case). Buds, health and training have their own modules; this
@@ -23,17 +25,13 @@ popular items.
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
 import orjson
 
 from ai.recommendation_engine import UserQuery
-from ai.trained_model import TrainedModel
 from ai.recommender_base import UnknownItemError as EngineUnknownItemError
 from app.content_types import BUDS_KEY, CONTENT_TYPES, content_type_get
 from app.errors import ServiceUnavailableError, UnknownItemError
@@ -47,14 +45,21 @@ from app.services.served import Served, served_aget
 from app.services.training import models_train, training_running
 from app.services.training_jobs import training_job_run, training_status_aget
 from app.services.live import UserLive, user_live_aget
+from app.services.diversify import diversified
+from app.services.filters import NO_FILTER, ItemFilter, filtered_columns
+from app.services.new_items import NONE as NO_NEW_ITEMS
+from app.services.new_items import NewItems, new_items_aget
+from ai.diversity import pool_size
 from app.services.user_directory import user_uid_aget
 
 logger = logging.getLogger(__name__)
 
+SORTS = ("popular", "trending")  # the guest endpoints' orders
+
 __all__ = [
+    "SORTS",
     "buds_for_user",
     "health_get",
-    "items_outside_genres",
     "models_preload",
     "models_status",
     "models_train",
@@ -70,16 +75,22 @@ __all__ = [
 
 
 async def recommendations_for_user(*, username: str | None, content_type: str, n: int,
-                                   genres: frozenset[str] | None = None) -> Answer:
+                                   item_filter: ItemFilter = NO_FILTER, diversity: float = 0.0,
+                                   trending: bool = True) -> Answer:
     """The n best items of a type for an app user (None: a guest), best first, each with the link of the
-    fallback chain that produced it as its reason; popular items for a user nothing is known of. With `genres`
-    (casefolded names), only items that have at least one of them."""
+    fallback chain that produced it as its reason; trending, then popular items for a user nothing is known of
+    (trending=False: popular items only, a guest's default). `item_filter`: only items it admits (inside the
+    ranking: still n when there are enough); `diversity` in [0, 1]: re-ranked by MMR (0: not at all)."""
     ct = content_type_get(key=content_type)
     served = await served_aget(ct=ct)
     uid = await user_uid_aget(username=username) if username is not None else None
     state = await user_live_aget(uid=uid, model=None if served.from_graph else served.model, ct=ct)
-    json = answers().get_or_make(ct.model_key, served.answers_version, uid, state.version, n, genres,
-                                 make=lambda: _answer_json(served, uid, state, n, genres))
+    new = NO_NEW_ITEMS if served.from_graph else await new_items_aget(content_type=ct, model=served.model)
+    scores = served.model.trending
+    json = answers().get_or_make(ct.model_key, served.answers_version, uid, state.version, n, item_filter,
+                                 diversity, trending, scores.version if scores is not None else -1, new.version,
+                                 make=lambda: _answer_json(served, uid, state, n, item_filter, diversity, trending,
+                                                           new))
     return Answer(json, served.version)
 
 
@@ -95,116 +106,108 @@ def _user_query(served: Served, uid: str | None, state: UserLive) -> UserQuery:
     return user
 
 
-def _answer_json(served: Served, uid: str | None, state: UserLive, n: int,
-                 genres: frozenset[str] | None) -> JsonFragment:
+def _answer_json(served: Served, uid: str | None, state: UserLive, n: int, item_filter: ItemFilter,
+                 diversity: float, trending: bool, new: NewItems) -> JsonFragment:
     model, ct = served.model, served.ct
     user = _user_query(served, uid, state)
-    outside = items_outside_genres(model=model, genres=genres) if genres else None
-    ranked = served.chain.recommend(user, n=n, filter_items=outside)
+    chain = served.chain_for(trending=trending, cold=new.cold)
+    ids = new.all_ids if new.cold is not None else model.item_ids
+    excluded = filtered_columns(model=model, item_filter=item_filter, extra_ids=new.ids,
+                                extra_details=new.details) if item_filter else None
+    if diversity > 0:
+        ranked = chain.recommend(user, n=pool_size(n, len(ids)), filter_items=excluded)
+        ranked = diversified(ranked=ranked, columns=[column for column, _, _ in ranked], model=model, new=new,
+                             n=n, diversity=diversity)
+    else:
+        ranked = chain.recommend(user, n=n, filter_items=excluded)
     by_link: dict[str, list[int]] = defaultdict(list)
     for column, _, link in ranked:
         by_link[link].append(column)
     because: dict[int, list[dict]] = {}
     for link, columns in by_link.items():  # each link explains its own items, one product per link and page
-        for column, pairs in zip(columns, served.chain.link(link).explain_many(user, columns, k=3)):
+        for column, pairs in zip(columns, chain.link(link).explain_many(user, columns, k=3)):
             because[column] = because_json(ct.title_property, pairs)
-    ids = model.item_ids
     return JsonFragment(orjson.dumps([
-        item_json(ids[column], model.items.get(ids[column]), recommendation_score=round(float(score), 6),
-                  reason=link, because=because[column])
+        item_json(ids[column], model.items.get(ids[column]) or new.details.get(ids[column]),
+                  recommendation_score=round(float(score), 6), reason=link, because=because[column])
         for column, score, link in ranked]))
 
 
-GENRE_FILTERS_KEPT = 32  # (model, genres) pairs whose excluded columns are kept, least recently used out first
-_GENRE_FILTERS: OrderedDict[tuple[str, frozenset[str]], tuple[weakref.ref, np.ndarray]] = OrderedDict()
-_GENRE_INDEXES: dict[str, tuple[weakref.ref, dict[str, np.ndarray]]] = {}
-_GENRE_LOCK = threading.Lock()
-
-
-def items_outside_genres(*, model: TrainedModel, genres: frozenset[str]) -> np.ndarray:
-    """The columns of the model's items that have none of `genres` (casefolded names; an item without genres has
-    none of them): the chain's filter for a genre. Computed once per model and genres (a few pairs kept, and
-    per model which columns have each genre; neither keeps a replaced model alive)."""
-    key = (model.content_type, genres)
-    with _GENRE_LOCK:
-        cached = _GENRE_FILTERS.get(key)
-        if cached is not None and cached[0]() is model:
-            _GENRE_FILTERS.move_to_end(key)
-            return cached[1]
-    index = _genre_index(model)
-    outside = np.ones(len(model.item_ids), dtype=bool)
-    for genre in genres & index.keys():
-        outside[index[genre]] = False
-    columns = np.flatnonzero(outside)
-    with _GENRE_LOCK:
-        _GENRE_FILTERS[key] = (weakref.ref(model), columns)
-        _GENRE_FILTERS.move_to_end(key)
-        while len(_GENRE_FILTERS) > GENRE_FILTERS_KEPT:
-            _GENRE_FILTERS.popitem(last=False)
-    return columns
-
-
-def _genre_index(model: TrainedModel) -> dict[str, np.ndarray]:
-    """Casefolded genre -> the columns of the model's items that have it (one pass over the items per model)."""
-    cached = _GENRE_INDEXES.get(model.content_type)
-    if cached is not None and cached[0]() is model:
-        return cached[1]
-    columns: dict[str, list[int]] = defaultdict(list)
-    items = model.items
-    for column, item_id in enumerate(model.item_ids):
-        for genre in _casefolded(items.value(item_id, "genres")):
-            columns[genre].append(column)
-    index = {genre: np.array(cols, dtype=np.int64) for genre, cols in columns.items()}
-    with _GENRE_LOCK:
-        _GENRE_INDEXES[model.content_type] = (weakref.ref(model), index)
-    return index
-
-
-def _casefolded(genres: Iterable[str] | str | None) -> set[str]:
-    if not genres:
-        return set()
-    if isinstance(genres, str):
-        return {genres.casefold()}
-    return {g.casefold() for g in genres if isinstance(g, str)}
-
-
-async def recommendations_all_for_user(*, username: str, n: int = 10) -> dict[str, JsonFragment]:
+async def recommendations_all_for_user(*, username: str, n: int = 10, diversity: float = 0.0
+                                       ) -> dict[str, JsonFragment]:
     """Every content type's recommendations, plus buds, keyed as the API answers them (each value the JSON of
     that part's answer)."""
-    out = {ct.key: (await recommendations_for_user(username=username, content_type=ct.key, n=n)).json
+    out = {ct.key: (await recommendations_for_user(username=username, content_type=ct.key, n=n,
+                                                   diversity=diversity)).json
            for ct in CONTENT_TYPES}
     out[BUDS_KEY] = (await buds_for_user(username=username, n=n)).json
     return out
 
 
-async def popular_items(*, content_type: str, n: int, genres: frozenset[str] | None = None) -> Answer:
-    """Popular items of a type for anyone (the guest endpoint): the chain's answer for a user nothing is known
-    of (with `genres`, only items of those genres)."""
-    return await recommendations_for_user(username=None, content_type=content_type, n=n, genres=genres)
+async def popular_items(*, content_type: str, n: int, item_filter: ItemFilter = NO_FILTER,
+                        diversity: float = 0.0, sort: str = "popular") -> Answer:
+    """Items of a type for anyone (the guest endpoints): the chain's answer for a user nothing is known of, by
+    all-time popularity (sort="popular") or trending first (sort="trending"; popular items top it up)."""
+    if sort not in SORTS:
+        raise ValueError(f"sort must be one of {SORTS}, got {sort!r}")
+    return await recommendations_for_user(username=None, content_type=content_type, n=n, item_filter=item_filter,
+                                          diversity=diversity, trending=sort == "trending")
 
 
-async def popular_items_by_type(*, content_type: str, n: int, genres: frozenset[str] | None = None) -> dict:
-    """The guest endpoint's answer, always keyed by type: one type's popular items ({"movies": [...]}) or every
-    type's ("all"), and `content`: all of them in one flat list of {id, type, title, name, cover, artist}."""
+async def popular_items_by_type(*, content_type: str, n: int, item_filter: ItemFilter = NO_FILTER,
+                                diversity: float = 0.0, sort: str = "popular") -> dict:
+    """The guest endpoint's answer, always keyed by type: one type's items ({"movies": [...]}) or every type's
+    ("all"), and `content`: all of them in one flat list of {id, type, title, name, cover, artist}."""
     keys = [ct.key for ct in CONTENT_TYPES] if content_type == "all" else [content_type]
-    out: dict = {key: (await popular_items(content_type=key, n=n, genres=genres)).json for key in keys}
+    out: dict = {key: (await popular_items(content_type=key, n=n, item_filter=item_filter, diversity=diversity,
+                                           sort=sort)).json for key in keys}
     out["content"] = [content_json(content_type_get(key=key), item)
                       for key in keys for item in orjson.loads(out[key].text)]
     return out
 
 
-async def similar_items(*, content_type: str, item_id: str, n: int) -> list[dict]:
-    """The n items of a type most similar to one item (cosine of the learned item representations)."""
+async def similar_items(*, content_type: str, item_id: str, n: int, item_filter: ItemFilter = NO_FILTER,
+                        diversity: float = 0.0) -> list[dict]:
+    """The n items of a type most similar to one item (cosine of the learned item representations), new items
+    (ranked from their features) among them; a new item's own neighbours too. `item_filter` and `diversity` as
+    for recommendations."""
     ct = content_type_get(key=content_type)
     served = await served_aget(ct=ct)
     if served.from_graph:
         raise ServiceUnavailableError(f"No {ct.key} model is trained yet: similar items need one.")
     model = served.model
-    try:
-        similar = model.similar_items(item_id, n=n)
-    except EngineUnknownItemError:
-        raise UnknownItemError(f"Unknown {ct.key} id '{item_id}' (or it has no interactions yet).") from None
-    return [item_json(i, model.items.get(i), similarity=round(float(s), 6)) for i, s in similar]
+    new = await new_items_aget(content_type=ct, model=model)
+    unknown = UnknownItemError(f"Unknown {ct.key} id '{item_id}' (or it has no interactions yet).")
+    column = model.item_map.get(str(item_id))
+    if column is None:
+        column = new.column(str(item_id))
+    if column is None:
+        raise unknown
+    ids = new.all_ids if new.cold is not None else model.item_ids
+    excluded = filtered_columns(model=model, item_filter=item_filter, extra_ids=new.ids,
+                                extra_details=new.details) if item_filter else np.empty(0, np.int64)
+    wanted = pool_size(n, len(ids)) if diversity > 0 else n
+    found: list[tuple[int, float]] = []
+    if column < len(model.item_ids):
+        asked = wanted if not excluded.size else min(len(model.item_ids), wanted + excluded.size)
+        try:
+            cols, sims = model.model.similar_items(column, n=asked)
+        except EngineUnknownItemError:
+            raise unknown from None
+        found = list(zip(cols.tolist(), sims.tolist()))
+    if new.cold is not None:
+        cols, sims = new.cold.similar(column, wanted, excluded)
+        found += list(zip(cols.tolist(), sims.tolist()))
+    if excluded.size:
+        banned = set(excluded.tolist())
+        found = [pair for pair in found if pair[0] not in banned]
+    found.sort(key=lambda pair: -pair[1])
+    found = found[:wanted]
+    if diversity > 0:
+        found = diversified(ranked=found, columns=[c for c, _ in found], model=model, new=new, n=n,
+                            diversity=diversity)
+    return [item_json(ids[c], model.items.get(ids[c]) or new.details.get(ids[c]), similarity=round(float(s), 6))
+            for c, s in found[:n]]
 
 
 def models_preload() -> None:

@@ -1,5 +1,5 @@
 """What a content type is served from right now: its trained model and the fallback chain around it
-(personalised -> cross-domain taste -> popular, ai/recommendation_engine.py; the personalised and cross-domain
+(personalised -> cross-domain taste -> trending -> popular, ai/recommendation_engine.py; the personalised and cross-domain
 links fold in a user whose history changed since training), or, while no model is trained, the graph's popular
 items as a chain of one link.
 
@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
+from ai.cold_items import ColdItems
 from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import FallbackChain
 from ai.taste import TasteModel
@@ -45,6 +46,15 @@ class Served:
     answers_version: str
     from_graph: bool = False
     taste: TasteModel | None = None
+    between: tuple = ()  # the links between personalised and trending (cross-domain taste)
+
+    def chain_for(self, *, trending: bool = True, cold: ColdItems | None = None) -> FallbackChain:
+        """The chain with or without its trending link (a guest's popular items: without), and with the new
+        items ranked by its personalised link (`cold`); `chain` is chain_for() (built once per model)."""
+        if trending and cold is None:
+            return self.chain
+        return self.model.chain(title_property=self.ct.title_property, between=self.between,
+                                fold_in=not self.from_graph, trending=trending, cold=cold)
 
 
 async def served_aget(*, ct: ContentType) -> Served:
@@ -55,7 +65,7 @@ async def served_aget(*, ct: ContentType) -> Served:
     taste = taste if isinstance(taste, TasteModel) else None
     between = (taste.cross_domain_link(ct.model_key, model),) if taste is not None else ()
     chain = model.chain(title_property=ct.title_property, between=between, fold_in=True)
-    return Served(ct=ct, model=model, chain=chain, version=model.version, taste=taste,
+    return Served(ct=ct, model=model, chain=chain, version=model.version, taste=taste, between=between,
                   answers_version=f"{model.version}+{taste.version if taste is not None else '-'}")
 
 

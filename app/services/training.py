@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import scipy.sparse as sp
 from django.conf import settings
 
@@ -30,6 +31,7 @@ from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import SERVICE_DEFAULTS, make_recommender
 from ai.taste import TasteModel, TastePart, joint_interactions
 from ai.trained_model import TrainedModel
+from ai.trending import TrendingScores
 from app.content_types import BY_MODEL_KEY, CONTENT_TYPES, ContentType, content_type_get
 from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
@@ -109,6 +111,9 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     model = selection.fitted[selection.chosen]  # fitted on train minus the validation split
     popularity = PopularityRecommender().fit(inter.matrix)
     t0 = time.perf_counter()
+    trending = trending_compute(content_type=ct, inter=inter)
+    timings["trending_seconds"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
     held_out_report(selection, train=train, test=test, k=10)
     timings["evaluate_seconds"] = round(time.perf_counter() - t0, 3)
     chosen = selection.results[selection.chosen]
@@ -131,6 +136,7 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         matrix=inter.matrix,
         items=items,
         dismissed=inter.dismissed,
+        trending=trending,
         manifest={
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             # where the change feed goes on from (app/services/live.py); untimed edges: it cannot follow them
@@ -187,6 +193,25 @@ def selection_table_lines(*, key: str, selection: dict) -> list[str]:
                      f"{row.get('fit_seconds') if row.get('fit_seconds') is not None else '-':>7} "
                      f"{row.get('memory_mb') if row.get('memory_mb') is not None else '-':>6}{note}")
     return lines
+
+
+def trending_compute(*, content_type: ContentType, inter: data.Interactions) -> TrendingScores:
+    """The type's trending scores as of the extraction (ai/trending.py): edges with created_at decayed from it;
+    edges without one dated when first seen, i.e. the untimed weight the served model's scores had not counted
+    yet is dated now (the served model is read only when there are untimed edges: MusicBud's own graph)."""
+    now = inter.read_at or datetime.now(timezone.utc)
+    half_life = settings.MUSICBUD_TRENDING_HALF_LIFE_HOURS * 3600.0
+    decayed, untimed = data.trending_totals(content_type=content_type, item_ids=inter.item_ids, now=now,
+                                            half_life_seconds=half_life)
+    previous = registry.get(content_type.model_key) if inter.untimed_edges else None
+    previous_trending = previous.trending if previous is not None else None
+    columns = None
+    if previous_trending is not None:
+        columns = np.fromiter((previous.item_map.get(key, -1) for key in inter.item_ids), dtype=np.int64,
+                              count=len(inter.item_ids))
+    return TrendingScores.from_totals(timed_scores=decayed, untimed=untimed, now=now.timestamp(),
+                                      previous=previous_trending, previous_columns=columns,
+                                      half_life_seconds=half_life)
 
 
 def users_directory_refresh() -> int:

@@ -9,6 +9,7 @@ from app import serializers as shapes
 from app.content_types import CONTENT_TYPES
 from app.services import discovery
 from app.views.base import GuestCountSerializer, ok, validated
+from app.views.query_filters import FILTER_PARAMS, FilterQuerySerializer
 from app.views.recommendations_views import GuestApiView
 
 _ERRORS = {400: shapes.error_envelope(), 429: shapes.error_envelope(), 503: shapes.error_envelope()}
@@ -34,9 +35,9 @@ class TrendingApi(GuestApiView):
     """`type` (Flutter) or `content_type` (React Native): all, or one type; only that type's key is answered
     (and `content`, the same items in one flat list)."""
 
-    allowed_query_params = frozenset({"type", "content_type", "n", "limit"})
+    allowed_query_params = frozenset({"type", "content_type", "n", "limit"}) | FILTER_PARAMS
 
-    class InputSerializer(GuestCountSerializer):
+    class InputSerializer(FilterQuerySerializer, GuestCountSerializer):
         class Meta:
             ref_name = "TrendingQuery"
 
@@ -56,7 +57,8 @@ class TrendingApi(GuestApiView):
         200: shapes.envelope_serializer("TrendingEnvelope", shapes.trending_serializer()), **_ERRORS})
     async def get(self, request):
         data = validated(self.InputSerializer, request.query_params)
-        result = await discovery.trending_by_type(content_type=data["type"], n=data["n"])
+        result = await discovery.trending_by_type(content_type=data["type"], n=data["n"],
+                                                  item_filter=data["item_filter"], diversity=data["diversity"])
         return ok("Trending content fetched successfully", result)
 
 

@@ -3,16 +3,16 @@ app/services/recommendation_service.py and answers in the envelope."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from app import serializers as shapes
-from app.content_types import ALL_KEYS, BY_KEY, BY_MODEL_KEY, CONTENT_TYPES, ContentType
+from app.content_types import ALL_KEYS, BY_KEY, BY_MODEL_KEY, CONTENT_TYPES, ContentType, content_type_get
 from app.errors import InvalidContentTypeError
 from app.services import recommendation_service as recs
+from app.views.query_filters import FILTER_PARAMS, YEAR_PARAMS, FilterQuerySerializer, YearQuerySerializer
 from app.views.base import (
     AnonymousApiView,
     GuestCountSerializer,
@@ -27,25 +27,50 @@ class CountSerializer(serializers.Serializer):
     n = serializers.IntegerField(min_value=1, max_value=100, default=20)
 
 
+class FilteredCountSerializer(CountSerializer, FilterQuerySerializer):
+    """n, the filters and diversity (app/views/query_filters.py)."""
+
+
+class YearFilteredCountSerializer(CountSerializer, YearQuerySerializer):
+    """The same with year_min / year_max (a type whose items have a year)."""
+
+
+def has_years(ct: ContentType) -> bool:
+    """Whether the type's items have a year (the table's details say): year_min / year_max apply."""
+    return any(f.name == "year" for f in ct.details)
+
+
+def query_serializer(ct: ContentType):
+    return YearFilteredCountSerializer if has_years(ct) else FilteredCountSerializer
+
+
+def query_params(ct: ContentType | None) -> frozenset[str]:
+    """The query parameters of a type's recommendation and similar endpoints."""
+    return frozenset({"n"}) | FILTER_PARAMS | (YEAR_PARAMS if ct is None or has_years(ct) else frozenset())
+
+
 _ERRORS = {400: shapes.error_envelope(), 401: shapes.error_envelope(), 404: shapes.error_envelope(),
            503: shapes.error_envelope()}
 
 
 class RecommendationsApi(UserApiView):
-    allowed_query_params = frozenset({"n"})
+    allowed_query_params = frozenset({"n", "diversity"})
 
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "AllRecommendationsQuery"
 
         n = serializers.IntegerField(min_value=1, max_value=100, default=10)
+        diversity = serializers.FloatField(
+            min_value=0.0, max_value=1.0, default=0.0, help_text="As for one type (0, the default: as ranked).")
 
     @extend_schema(parameters=[InputSerializer], responses={
         200: shapes.envelope_serializer("AllRecommendationsEnvelope", shapes.all_recommendations_serializer()),
         **_ERRORS})
     async def get(self, request):
-        n = validated(self.InputSerializer, request.query_params)["n"]
-        data = await recs.recommendations_all_for_user(username=request.user.username, n=n)
+        query = validated(self.InputSerializer, request.query_params)
+        data = await recs.recommendations_all_for_user(username=request.user.username, n=query["n"],
+                                                       diversity=query["diversity"])
         return ok("Recommendations fetched successfully", data)
 
 
@@ -59,14 +84,15 @@ _MODEL_VERSION = OpenApiParameter(
 class RecommendationsByTypeApi(UserApiView):
     """GET /v1/recommendations/<type>/ for one type; one subclass per row of the table (exact schemas)."""
 
-    allowed_query_params = frozenset({"n"})
+    allowed_query_params = query_params(None)
     content_type: ContentType | None = None  # None: the catch-all that answers 400 for unknown types
 
     @extend_schema(exclude=True)
     async def get(self, request, type_key: str | None = None):
         key = self.content_type.key if self.content_type else recommendation_type(type_key)
-        n = validated(CountSerializer, request.query_params)["n"]
-        answer = await recs.recommendations_for_user(username=request.user.username, content_type=key, n=n)
+        data = validated(query_serializer(self.content_type or content_type_get(key=key)), request.query_params)
+        answer = await recs.recommendations_for_user(username=request.user.username, content_type=key, n=data["n"],
+                                                     item_filter=data["item_filter"], diversity=data["diversity"])
         response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
         if answer.model_version:
             response[MODEL_VERSION_HEADER] = answer.model_version
@@ -93,14 +119,16 @@ class BudsApi(UserApiView):
 
 
 class SimilarItemsApi(UserApiView):
-    allowed_query_params = frozenset({"n"})
+    allowed_query_params = query_params(None)
     content_type: ContentType | None = None
 
     @extend_schema(exclude=True)
     async def get(self, request, item_id: str, type_key: str | None = None):
         key = self.content_type.key if self.content_type else type_key
-        n = validated(CountSerializer, request.query_params)["n"]
-        data = await recs.similar_items(content_type=key, item_id=item_id, n=n)
+        ct = self.content_type or BY_KEY.get(key) or BY_MODEL_KEY.get(key)
+        query = validated(query_serializer(ct) if ct is not None else FilteredCountSerializer, request.query_params)
+        data = await recs.similar_items(content_type=key, item_id=item_id, n=query["n"],
+                                        item_filter=query["item_filter"], diversity=query["diversity"])
         return ok(f"Items similar to {item_id} fetched successfully", data)
 
 
@@ -114,10 +142,11 @@ def _typed_view(base, ct: ContentType, *, similar: bool = False):
 
     get = extend_schema(
         operation_id=f"{ct.key}_{'similar' if similar else 'recommendations'}",
-        parameters=[CountSerializer] if similar else [CountSerializer, _MODEL_VERSION],
+        parameters=[query_serializer(ct)] if similar else [query_serializer(ct), _MODEL_VERSION],
         responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
     )(get)
-    return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get})
+    return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get,
+                                                       "allowed_query_params": query_params(ct)})
 
 
 TYPED_RECOMMENDATION_VIEWS = {ct.key: _typed_view(RecommendationsByTypeApi, ct) for ct in CONTENT_TYPES}
@@ -179,10 +208,6 @@ class GuestThrottle(SharedAnonThrottle):
     scope = "guest"
 
 
-# A genre parameter names at least one genre: some character that is not a comma or a space (and no NUL).
-GENRE_NAMES = RegexValidator(r"^[^\x00]*[^\x00,\s][^\x00]*$", "Name at least one genre (names separated by commas).")
-
-
 class GuestApiView(AnonymousApiView):
     """Open to anyone (a token, or a bad Authorization header such as `Bearer null`, is not read), throttled per
     client address."""
@@ -195,26 +220,24 @@ class PublicRecommendationsApi(GuestApiView):
     """Popular items, always keyed by type (`?type=movies` answers `data.movies`), plus `data.content` (all of
     them in one flat list) and `is_personalized: false`, as the MusicBud apps read them."""
 
-    allowed_query_params = frozenset({"type", "n", "limit", "genre"})
+    allowed_query_params = frozenset({"type", "n", "limit", "sort"}) | FILTER_PARAMS | YEAR_PARAMS
 
-    class InputSerializer(GuestCountSerializer):
+    class InputSerializer(YearQuerySerializer, GuestCountSerializer):
         class Meta:
             ref_name = "PublicQuery"
 
         type = serializers.ChoiceField(choices=["all"] + [ct.key for ct in CONTENT_TYPES], default="all")
-        genre = serializers.ListField(
-            child=serializers.CharField(max_length=100, validators=[GENRE_NAMES]), required=False, max_length=20,
-            help_text="Only items of these genres (any of them; case does not matter): the parameter repeated, "
-                      "or names separated by commas. Items without genres never match.")
+        sort = serializers.ChoiceField(choices=list(recs.SORTS), default="popular", help_text=(
+            "popular (the default): all-time popularity; trending: time-decayed popularity (a like counts half as "
+            "much a half-life later, MUSICBUD_TRENDING_HALF_LIFE_HOURS, one week), popular items after them."))
 
         def validate(self, attrs):
             attrs = super().validate(attrs)
-            given = attrs.pop("genre", None)
-            genres = frozenset(name.strip().casefold() for value in given or () for name in value.split(","))
-            genres -= {""}
-            if given is not None and not genres:
-                raise serializers.ValidationError({"genre": ["Name at least one genre."]})
-            attrs["genres"] = genres or None
+            years = attrs["item_filter"].year_min is not None or attrs["item_filter"].year_max is not None
+            if years and not (attrs["type"] in BY_KEY and has_years(BY_KEY[attrs["type"]])):
+                with_years = [ct.key for ct in CONTENT_TYPES if has_years(ct)]
+                raise serializers.ValidationError({"year_min": [
+                    f"year_min and year_max apply to {', '.join(with_years)} only: give type={with_years[0]}."]})
             return attrs
 
     @extend_schema(parameters=[InputSerializer], responses={
@@ -224,7 +247,8 @@ class PublicRecommendationsApi(GuestApiView):
         400: shapes.error_envelope(), 429: shapes.error_envelope(), 503: shapes.error_envelope()})
     async def get(self, request):
         data = validated(self.InputSerializer, request.query_params)
-        result = await recs.popular_items_by_type(content_type=data["type"], n=data["n"], genres=data["genres"])
+        result = await recs.popular_items_by_type(content_type=data["type"], n=data["n"], sort=data["sort"],
+                                                  item_filter=data["item_filter"], diversity=data["diversity"])
         return Response({"success": True, "message": "Popular items fetched successfully", "data": result,
                          "is_personalized": False})
 

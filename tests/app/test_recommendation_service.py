@@ -108,7 +108,7 @@ async def test_known_new_and_cross_domain_users_are_all_answered_by_the_chain_wh
 
     monkeypatch.setattr(FallbackChain, "recommend", recorded)
     answers().clear()
-    for username, links in (("user_a0", {"personalised"}), ("nobody-at-all", {"popular"}),
+    for username, links in (("user_a0", {"personalised"}), ("nobody-at-all", {"trending"}),  # every like is recent
                             ("user_crossover", {"cross_domain"})):
         recs = await recommendations_for_user(username=username, content_type="movies", n=8)
         assert calls.pop() == links == {r["reason"] for r in recs}, username

@@ -1,4 +1,4 @@
-"""GET /v1/discover/public/trending/ (and without the slash): today's trending items of one type or every type
+"""GET /v1/discover/public/trending/ (and without the slash): the trending items of one type or every type
 (`type`, or `content_type`; `n`, or `limit`), only the keys asked for, plus `content` (one flat list)."""
 import re
 
@@ -19,10 +19,11 @@ async def test_all_is_the_default_and_answers_every_type(client, demo_models):
     assert all(len(body["data"][ct.key]) == 10 for ct in CONTENT_TYPES)
 
 
-async def test_today_the_trending_items_are_the_guest_recommendations_popular_items(client, demo_models):
+async def test_the_trending_items_are_the_guest_recommendations_sorted_by_trending(client, demo_models):
     trending = (await client.get("/v1/discover/public/trending/?type=movies&n=5")).json()["data"]["movies"]
-    popular = (await client.get("/v1/recommendations/public/?type=movies&n=5")).json()["data"]["movies"]
-    assert [item["id"] for item in trending] == [item["id"] for item in popular]
+    public = (await client.get("/v1/recommendations/public/?type=movies&n=5&sort=trending")).json()["data"]["movies"]
+    assert [item["id"] for item in trending] == [item["id"] for item in public]
+    assert {item["reason"] for item in public} <= {"trending", "popular"}
 
 
 async def test_tracks_carry_an_artist_a_duration_and_an_image(client, demo_models):

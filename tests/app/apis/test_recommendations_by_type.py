@@ -44,13 +44,13 @@ async def test_it_never_returns_what_the_user_already_has(client, users, demo_mo
     assert len(ids) == len(set(ids))
 
 
-async def test_it_gives_a_new_user_popular_items(client, users, demo_models):
+async def test_it_gives_a_new_user_trending_then_popular_items(client, users, demo_models):
     response = await client.get("/v1/recommendations/anime/?n=5", headers=bearer(token_for(users["newcomer"])))
     assert response.status_code == 200
     items = response.json()["data"]
     assert len(items) == 5
-    assert all(i["reason"] == "popular" and i["because"] == [] for i in items)
-    public = await client.get("/v1/recommendations/public/?type=anime&n=5")
+    assert all(i["reason"] in ("trending", "popular") and i["because"] == [] for i in items)
+    public = await client.get("/v1/recommendations/public/?type=anime&n=5&sort=trending")
     assert [i["id"] for i in items] == [i["id"] for i in public.json()["data"]["anime"]]
 
 
