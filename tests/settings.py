@@ -10,5 +10,6 @@ os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
 os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
 os.environ.setdefault("LIGHTFM_THREADS", "2")
 os.environ.setdefault("MUSICBUD_LIVE", "false")  # no change-feed thread in the test process (tests start it)
+os.environ.setdefault("MUSICBUD_EXPERIMENTS", "false")  # no experiment lookups unless a test turns them on
 
 from musicbud.settings import *  # noqa: E402,F401,F403

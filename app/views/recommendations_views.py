@@ -31,6 +31,22 @@ _ERRORS = {400: shapes.error_envelope(), 401: shapes.error_envelope(), 404: shap
            503: shapes.error_envelope()}
 
 
+MODEL_VERSION_HEADER = "X-Model-Version"
+_MODEL_VERSION = OpenApiParameter(
+    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="The version of the model that ranked every item of this answer (absent when no model is trained "
+                "and popular items come from the graph).")
+EXPERIMENT_HEADER = "X-Experiment"
+_EXPERIMENT = OpenApiParameter(
+    EXPERIMENT_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="`<experiment>:<arm>` when an A/B experiment runs on this type: the arm whose model ranked this "
+                "answer (the user's arm, a stable hash of user and experiment). Absent otherwise.")
+_EXPERIMENTS = OpenApiParameter(
+    EXPERIMENT_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="`<experiment>:<arm>` of each type of the answer served in a running A/B experiment, separated by "
+                "', '. Absent when none is.")
+
+
 class RecommendationsApi(UserApiView):
     allowed_query_params = frozenset({"n"})
 
@@ -40,20 +56,16 @@ class RecommendationsApi(UserApiView):
 
         n = serializers.IntegerField(min_value=1, max_value=100, default=10)
 
-    @extend_schema(parameters=[InputSerializer], responses={
+    @extend_schema(parameters=[InputSerializer, _EXPERIMENTS], responses={
         200: shapes.envelope_serializer("AllRecommendationsEnvelope", shapes.all_recommendations_serializer()),
         **_ERRORS})
     async def get(self, request):
         n = validated(self.InputSerializer, request.query_params)["n"]
         data = await recs.recommendations_all_for_user(username=request.user.username, n=n)
-        return ok("Recommendations fetched successfully", data)
-
-
-MODEL_VERSION_HEADER = "X-Model-Version"
-_MODEL_VERSION = OpenApiParameter(
-    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
-    description="The version of the model that ranked every item of this answer (absent when no model is trained "
-                "and popular items come from the graph).")
+        response = ok("Recommendations fetched successfully", data)
+        if data.experiments:
+            response[EXPERIMENT_HEADER] = ", ".join(data.experiments)
+        return response
 
 
 class RecommendationsByTypeApi(UserApiView):
@@ -70,6 +82,8 @@ class RecommendationsByTypeApi(UserApiView):
         response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
         if answer.model_version:
             response[MODEL_VERSION_HEADER] = answer.model_version
+        if answer.experiment:
+            response[EXPERIMENT_HEADER] = answer.experiment
         return response
 
 
@@ -114,7 +128,7 @@ def _typed_view(base, ct: ContentType, *, similar: bool = False):
 
     get = extend_schema(
         operation_id=f"{ct.key}_{'similar' if similar else 'recommendations'}",
-        parameters=[CountSerializer] if similar else [CountSerializer, _MODEL_VERSION],
+        parameters=[CountSerializer] if similar else [CountSerializer, _MODEL_VERSION, _EXPERIMENT],
         responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
     )(get)
     return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get})
