@@ -27,6 +27,29 @@ def on(settings):
     experiments_cache_clear()
 
 
+@pytest.fixture
+def leaves_the_demo_as_it_was(demo_models):
+    """Other test modules share the demo graph and models: undo what the end-to-end test writes (its feedback and
+    like edges, the promoted movie model)."""
+    from django.conf import settings as django_settings
+
+    from ai.model_store import save_model
+    from app import graph
+    from app.services.model_registry import hmac_key
+
+    movie = registry.get("movie")
+    touched: dict = {}
+    yield touched
+    for uid in touched.get("uids", ()):
+        graph.query("MATCH (:ParentUser {uid: $uid})-[r:CLICKED|DISMISSED|IMPRESSED]->() DELETE r", uid=uid)
+        graph.query("MATCH (:ParentUser {uid: $uid})-[:CONNECTED_TO_IMDB]->()-[r:LIKES]->(m:ImdbMovie) "
+                    "WHERE m.imdb_id IN $movies DELETE r", uid=uid, movies=touched.get("liked", []))
+    if registry.get("movie") is not movie:
+        save_model(django_settings.MUSICBUD_MODEL_DIR, movie, hmac_key=hmac_key())
+        registry.put("movie", movie)
+    live.reset()
+
+
 async def _create(client, staff, **body):
     return await client.post("/v1/experiments/", {"name": "movies-ab", "content_type": "movies", "arms": ARMS, **body},
                              content_type="application/json", headers=bearer(token_for(staff)))
@@ -83,8 +106,8 @@ async def _report(client, staff, experiment_id: int) -> dict:
     return {arm["name"]: arm for arm in response.json()["data"]["arms"]}
 
 
-async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_counts(client, users, demo_models, on,
-                                                                                     django_user_model):
+async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_counts(
+        client, users, demo_models, on, django_user_model, leaves_the_demo_as_it_was):
     staff = users["staff"]
     created = await _create(client, staff, window_days=1)
     assert created.status_code == 201, created.content
@@ -117,6 +140,7 @@ async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_co
     assert differs, "the two arms' models answer alike: the test cannot tell them apart"
     some = by_arm["small"][0]
     uid = directory[some.username]
+    leaves_the_demo_as_it_was["uids"] = [uid]
     _, shown = await _movies(client, some)  # again: from the answer cache (the arm's model version in its key)
     assert shown == [i for i, _, _ in small.recommend(uid, n=5)]
 
@@ -131,6 +155,7 @@ async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_co
         content_type="application/json", headers=bearer(token_for(some)))
     assert clicked.status_code == 200, clicked.content
     liked = shown[2]
+    leaves_the_demo_as_it_was["liked"] = [liked]
     await sync_to_async(graph_writes.interactions_upsert)(
         content_type=content_type_get(key="movies"), rows=[{"user_uid": uid, "item_id": liked, "rel": "LIKES"}])
     await sync_to_async(live.poll)()  # the change feed (a thread of each worker when served)
