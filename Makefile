@@ -91,5 +91,9 @@ bench: install bench-deps
 	$(PY) -m bench.serving
 	$(PY) -m bench.memory
 
+# A/B testing (issue 14): the simulation of bench/ab_simulation.py (~1 minute, no Neo4j)
+bench-ab-simulation: install
+	$(PY) -m bench.ab_simulation
+
 clean:
 	rm -rf $(VENV) neo4j_launcher/target

@@ -3,7 +3,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from app.content_types import CONTENT_TYPES
-from app.views import auth_views, feedback_views, health_views
+from app.views import auth_views, experiment_views, feedback_views, health_views
 from app.views import discovery_views as discovery
 from app.views import recommendations_views as recs
 from app.views.base import path_alias
@@ -55,6 +55,16 @@ urlpatterns += [
     path("discover/public/<str:content_type>/<str:item_id>/",
          path_alias(discovery.ContentDetailsApi, operation="discover_public_details").as_view(),
          name="discover-public-details"),
+]
+# A/B experiments (staff only; app/views/experiment_views.py)
+urlpatterns += [
+    path("experiments/", experiment_views.ExperimentsApi.as_view(), name="experiments"),
+    path("experiments/<int:experiment_id>/", experiment_views.ExperimentApi.as_view(), name="experiment"),
+    path("experiments/<int:experiment_id>/report/", experiment_views.ExperimentReportApi.as_view(),
+         name="experiment-report"),
+    path("experiments/<int:experiment_id>/stop/", experiment_views.ExperimentStopApi.as_view(), name="experiment-stop"),
+    path("experiments/<int:experiment_id>/promote/", experiment_views.ExperimentPromoteApi.as_view(),
+         name="experiment-promote"),
 ]
 urlpatterns += [path(f"recommendations/{ct.key}/<str:item_id>/similar/", recs.TYPED_SIMILAR_VIEWS[ct.key].as_view(),
                      name=f"similar-{ct.key}") for ct in CONTENT_TYPES]

@@ -25,6 +25,11 @@ if settings.MUSICBUD_LIVE:  # what users do reaches this worker's answers at onc
 
     live.start()
 
+if settings.MUSICBUD_EXPERIMENTS:  # A/B counts are written in batches (app/services/experiment_outcomes.py)
+    from app.services.experiment_outcomes import outcomes  # noqa: E402
+
+    outcomes.start()
+
 if settings.MUSICBUD_TRAIN_EVERY:  # scheduled retraining, one job at a time (app/services/training_jobs.py)
     from app.services.training_jobs import training_schedule_start  # noqa: E402
 

@@ -222,3 +222,11 @@ SPECTACULAR_SETTINGS.update(
 MUSICBUD_TRENDING_HALF_LIFE_HOURS = env_float("MUSICBUD_TRENDING_HALF_LIFE_HOURS", 168.0, minimum=0.01)
 # New items (app/services/new_items.py): how often a worker looks for catalogue items its models do not have.
 MUSICBUD_NEW_ITEMS_SECONDS = env_float("MUSICBUD_NEW_ITEMS_SECONDS", 60.0, minimum=0.0)
+# --- A/B testing (app/services/experiments.py, experiment_outcomes.py) ---
+# A worker reads the running experiments from the database at most every MUSICBUD_EXPERIMENT_REFRESH_SECONDS
+# (off: no experiment is served; the test settings turn it off, tests that need it turn it on) and writes what it
+# counted (users, answers, feedback, conversions) every MUSICBUD_EXPERIMENT_FLUSH_SECONDS, in one transaction.
+MUSICBUD_EXPERIMENTS = env_bool("MUSICBUD_EXPERIMENTS", True)
+MUSICBUD_EXPERIMENT_REFRESH_SECONDS = env_float("MUSICBUD_EXPERIMENT_REFRESH_SECONDS", 1.0, minimum=0.0)
+MUSICBUD_EXPERIMENT_FLUSH_SECONDS = env_float("MUSICBUD_EXPERIMENT_FLUSH_SECONDS", 5.0, minimum=0.1)
+MUSICBUD_EXPERIMENT_WINDOW_DAYS = env_float("MUSICBUD_EXPERIMENT_WINDOW_DAYS", 7.0, minimum=0.0)

@@ -13,5 +13,6 @@ os.environ.setdefault("LIGHTFM_THREADS", "2")
 # more candidates say so (tests/app/test_training.py)
 os.environ.setdefault("MUSICBUD_CANDIDATES", "lightfm")
 os.environ.setdefault("MUSICBUD_LIVE", "false")  # no change-feed thread in the test process (tests start it)
+os.environ.setdefault("MUSICBUD_EXPERIMENTS", "false")  # no experiment lookups unless a test turns them on
 
 from musicbud.settings import *  # noqa: E402,F401,F403

@@ -42,10 +42,12 @@ class JsonFragment:
 @dataclass(frozen=True)
 class Answer:
     """A service's answer: its JSON, and the version of the model that ranked every item of it (None when no
-    model is trained; the API sends it as X-Model-Version)."""
+    model is trained; the API sends it as X-Model-Version); experiment: "<experiment>:<arm>" when the answer
+    is an experiment arm's (X-Experiment)."""
 
     json: JsonFragment
     model_version: str | None
+    experiment: str | None = None
 
 
 class AnswerCache:

@@ -22,6 +22,8 @@ from app import graph
 from app.content_types import ContentType, item_match
 from app.errors import ApplicationError, UnknownItemError
 from app.services import recommendation_data_service as data
+from app.services.experiment_outcomes import outcomes
+from app.services.experiments import experiments_running_aget
 from app.services.live import live
 from app.services.user_directory import user_uid_get
 
@@ -44,8 +46,17 @@ class FeedbackEvent:
 
 
 async def feedback_record(*, username: str, events: list[FeedbackEvent]) -> dict[str, int]:
-    """Store a batch of feedback (in a worker thread: it reads and writes the graph); {event: how many}."""
-    return await asyncio.to_thread(_record, username, events)
+    """Store a batch of feedback (in a worker thread: it reads and writes the graph); {event: how many}. Clicks
+    and dismissals of a type with a running experiment count for the user's arm (in memory; written in batches)."""
+    counts = await asyncio.to_thread(_record, username, events)
+    running = await experiments_running_aget()
+    for key, experiment in running.items():
+        clicks = sum(1 for e in events if e.content_type.model_key == key and e.event == "click")
+        dismissals = sum(1 for e in events if e.content_type.model_key == key and e.event == "dismiss")
+        if clicks or dismissals:
+            outcomes.feedback(experiment=experiment, arm=experiment.arm_for(username), clicks=clicks,
+                              dismissals=dismissals)
+    return counts
 
 
 def _record(username: str, events: list[FeedbackEvent]) -> dict[str, int]:

@@ -86,6 +86,7 @@ def _model_history(model: TrainedModel | None, uid: str) -> dict[str, float]:
 
 class LiveHistories:
     def __init__(self) -> None:
+        self.edge_listeners: list = []  # callables given every batch of change-feed rows
         self._users: OrderedDict[str, UserLive] = OrderedDict()
         self._lock = threading.Lock()
         self._watermark: datetime | None = None
@@ -179,7 +180,10 @@ class LiveHistories:
                 self._apply(uid, ct.model_key, history=history, dismissed=frozenset(dismissed), read=True)
 
     def apply_edges(self, rows: list[dict]) -> int:
-        """Fold change-feed rows (edges_since's) into the users' histories; returns how many changed one."""
+        """Fold change-feed rows (edges_since's) into the users' histories; returns how many changed one. Each of
+        `edge_listeners` is then given the rows (the experiments' conversions: app/services/experiment_outcomes.py)."""
+        for listener in self.edge_listeners:
+            listener(rows)
         changed = 0
         trending: dict[str, list[tuple[str, float, datetime]]] = {}  # model key -> (item, added weight, time)
         for row in rows:
@@ -386,7 +390,9 @@ class LiveHistories:
         self.stop()
         if self._leader_fd is not None:
             os.close(self._leader_fd)
+        listeners = self.edge_listeners  # who listens is the process's wiring, not the worker's state
         self.__init__()
+        self.edge_listeners = listeners
 
 
 def _signal_path() -> Path:

@@ -3,7 +3,10 @@
 One serving path makes every answer, for any user (known to the model, new, cross-domain, a guest):
 
     recommendations_for_user(username, content_type, n)
-      -> served_aget        the type's model and its fallback chain (app/services/served.py)
+      -> served_aget        the type's model and its fallback chain (app/services/served.py); for a user in a
+                            running experiment of the type (app/services/experiments.py), their arm's model in
+                            the same chain, and the answer names the experiment and arm (and is counted:
+                            app/services/experiment_outcomes.py)
       -> user_uid_aget      who the user is in the graph (app/services/user_directory.py)
       -> user_live_aget     what they did since the model was trained (app/services/live.py: the change feed,
                             or their history read again where the feed cannot follow the graph)
@@ -38,6 +41,8 @@ from app.errors import ServiceUnavailableError, UnknownItemError
 from app.services.answer_cache import Answer, JsonFragment
 from app.services.answers import answers
 from app.services.buds import buds_for_user
+from app.services.experiment_outcomes import outcomes
+from app.services.experiments import experiments_running_aget
 from app.services.health import health_get, models_status
 from app.services.item_shapes import because_json, content_json, item_json
 from app.services.model_registry import TASTE_KEY, registry
@@ -83,15 +88,32 @@ async def recommendations_for_user(*, username: str | None, content_type: str, n
     ranking: still n when there are enough); `diversity` in [0, 1]: re-ranked by MMR (0: not at all)."""
     ct = content_type_get(key=content_type)
     served = await served_aget(ct=ct)
+    experiment = arm = None
+    if username is not None and not served.from_graph:
+        experiment = (await experiments_running_aget()).get(ct.model_key)
+        if experiment is not None:
+            arm = experiment.arm_for(username)
+            if arm.model_key is not None:
+                in_arm = await served_aget(ct=ct, model_key=arm.model_key)
+                if in_arm is None:  # its model cannot be loaded: the type's model answers, uncounted
+                    logger.warning("Experiment %s: arm %s's model %s is not available; serving the %s model",
+                                   experiment.name, arm.name, arm.model_key, ct.model_key)
+                    experiment = arm = None
+                else:
+                    served = in_arm
     uid = await user_uid_aget(username=username) if username is not None else None
     state = await user_live_aget(uid=uid, model=None if served.from_graph else served.model, ct=ct)
     new = NO_NEW_ITEMS if served.from_graph else await new_items_aget(content_type=ct, model=served.model)
     scores = served.model.trending
-    json = answers().get_or_make(ct.model_key, served.answers_version, uid, state.version, n, item_filter,
-                                 diversity, trending, scores.version if scores is not None else -1, new.version,
+    json = answers().get_or_make(served.cache_key or ct.model_key, served.answers_version, uid, state.version, n,
+                                 item_filter, diversity, trending, scores.version if scores is not None else -1,
+                                 new.version,
                                  make=lambda: _answer_json(served, uid, state, n, item_filter, diversity, trending,
                                                            new))
-    return Answer(json, served.version)
+    if experiment is None:
+        return Answer(json, served.version)
+    outcomes.served(experiment=experiment, arm=arm, uid=uid or f"@{username}", answer=json)
+    return Answer(json, served.version, experiment=experiment.label(arm))
 
 
 def _user_query(served: Served, uid: str | None, state: UserLive) -> UserQuery:
@@ -133,14 +155,25 @@ def _answer_json(served: Served, uid: str | None, state: UserLive, n: int, item_
         for column, score, link in ranked]))
 
 
-async def recommendations_all_for_user(*, username: str, n: int = 10, diversity: float = 0.0
-                                       ) -> dict[str, JsonFragment]:
+class AllAnswers(dict):
+    """Every type's answer keyed as the API answers them; `experiments`: the "<experiment>:<arm>" of each part
+    served in an experiment."""
+
+    experiments: list[str]
+
+
+async def recommendations_all_for_user(*, username: str, n: int = 10, diversity: float = 0.0) -> AllAnswers:
     """Every content type's recommendations, plus buds, keyed as the API answers them (each value the JSON of
     that part's answer)."""
-    out = {ct.key: (await recommendations_for_user(username=username, content_type=ct.key, n=n,
-                                                   diversity=diversity)).json
-           for ct in CONTENT_TYPES}
+    out, labels = AllAnswers(), []
+    for ct in CONTENT_TYPES:
+        answer = await recommendations_for_user(username=username, content_type=ct.key, n=n,
+                                               diversity=diversity)
+        out[ct.key] = answer.json
+        if answer.experiment:
+            labels.append(answer.experiment)
     out[BUDS_KEY] = (await buds_for_user(username=username, n=n)).json
+    out.experiments = labels
     return out
 
 

@@ -37,7 +37,8 @@ GRAPH_POPULAR_ITEMS = 200  # read at most every MUSICBUD_MODEL_RELOAD_SECONDS wh
 @dataclass(frozen=True)
 class Served:
     """A type's model and chain. version: the model's (None for the graph's popular items); answers_version:
-    everything the answers depend on besides the user (the type and taste model versions)."""
+    everything the answers depend on besides the user (the type and taste model versions); cache_key: the
+    answer cache's model key (the type's, or an experiment arm's model key: each keeps its own answers)."""
 
     ct: ContentType
     model: TrainedModel
@@ -47,6 +48,7 @@ class Served:
     from_graph: bool = False
     taste: TasteModel | None = None
     between: tuple = ()  # the links between personalised and trending (cross-domain taste)
+    cache_key: str = ""  # the answer cache's model key: the type's, or an experiment arm's model key
 
     def chain_for(self, *, trending: bool = True, cold: ColdItems | None = None) -> FallbackChain:
         """The chain with or without its trending link (a guest's popular items: without), and with the new
@@ -57,16 +59,19 @@ class Served:
                                 fold_in=not self.from_graph, trending=trending, cold=cold)
 
 
-async def served_aget(*, ct: ContentType) -> Served:
-    model = await registry.aget(ct.model_key)
+async def served_aget(*, ct: ContentType, model_key: str | None = None) -> Served | None:
+    """The type's model and chain; with `model_key` (an experiment arm's model, app/services/experiments.py),
+    that model in the same chain, or None when it cannot be loaded."""
+    model = await registry.aget(model_key or ct.model_key)
     if model is None:
-        return await asyncio.to_thread(_graph_popular, ct)
+        return None if model_key else await asyncio.to_thread(_graph_popular, ct)
     taste = await registry.aget(TASTE_KEY)
     taste = taste if isinstance(taste, TasteModel) else None
     between = (taste.cross_domain_link(ct.model_key, model),) if taste is not None else ()
     chain = model.chain(title_property=ct.title_property, between=between, fold_in=True)
     return Served(ct=ct, model=model, chain=chain, version=model.version, taste=taste, between=between,
-                  answers_version=f"{model.version}+{taste.version if taste is not None else '-'}")
+                  answers_version=f"{model.version}+{taste.version if taste is not None else '-'}",
+                  cache_key=model_key or ct.model_key)
 
 
 _GRAPH_POPULAR: dict[str, tuple[float, Served]] = {}
@@ -99,6 +104,6 @@ def _graph_popular(ct: ContentType) -> Served:
                              matrix=matrix, items={item["id"]: item for item in popular})
         stamp = time.monotonic()
         served = Served(ct=ct, model=model, chain=model.chain(title_property=ct.title_property), version=None,
-                        answers_version=f"graph@{stamp}", from_graph=True)
+                        answers_version=f"graph@{stamp}", from_graph=True, cache_key=ct.model_key)
         _GRAPH_POPULAR[ct.model_key] = (stamp, served)
         return served

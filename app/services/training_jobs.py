@@ -108,14 +108,14 @@ def training_job_start(*, content_types: list[str] | None = None) -> dict:
             cmd += ["--type", content_type_get(key=key).key]
         with open(log_dir / f"{job_id}.log", "ab") as log:
             process = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                       env=_job_env())
+                                       env=job_environment())
         status["pid"] = process.pid
         status_write(status)
     logger.info("Training job %s started (pid %d)", job_id, process.pid)
     return status
 
 
-def _job_env() -> dict[str, str]:
+def job_environment() -> dict[str, str]:
     """The job's environment: this process's, with the graph and model settings it serves with (which may have
     been set other than from the environment), and no follower or schedule of its own."""
     return {**os.environ, "NEO4J_BOLT_URL": settings.NEO4J_BOLT_URL, "NEO4J_PASSWORD": settings.NEO4J_PASSWORD,

@@ -53,6 +53,22 @@ _ERRORS = {400: shapes.error_envelope(), 401: shapes.error_envelope(), 404: shap
            503: shapes.error_envelope()}
 
 
+MODEL_VERSION_HEADER = "X-Model-Version"
+_MODEL_VERSION = OpenApiParameter(
+    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="The version of the model that ranked every item of this answer (absent when no model is trained "
+                "and popular items come from the graph).")
+EXPERIMENT_HEADER = "X-Experiment"
+_EXPERIMENT = OpenApiParameter(
+    EXPERIMENT_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="`<experiment>:<arm>` when an A/B experiment runs on this type: the arm whose model ranked this "
+                "answer (the user's arm, a stable hash of user and experiment). Absent otherwise.")
+_EXPERIMENTS = OpenApiParameter(
+    EXPERIMENT_HEADER, str, OpenApiParameter.HEADER, response=[200],
+    description="`<experiment>:<arm>` of each type of the answer served in a running A/B experiment, separated by "
+                "', '. Absent when none is.")
+
+
 class RecommendationsApi(UserApiView):
     allowed_query_params = frozenset({"n", "diversity"})
 
@@ -64,21 +80,17 @@ class RecommendationsApi(UserApiView):
         diversity = serializers.FloatField(
             min_value=0.0, max_value=1.0, default=0.0, help_text="As for one type (0, the default: as ranked).")
 
-    @extend_schema(parameters=[InputSerializer], responses={
+    @extend_schema(parameters=[InputSerializer, _EXPERIMENTS], responses={
         200: shapes.envelope_serializer("AllRecommendationsEnvelope", shapes.all_recommendations_serializer()),
         **_ERRORS})
     async def get(self, request):
         query = validated(self.InputSerializer, request.query_params)
         data = await recs.recommendations_all_for_user(username=request.user.username, n=query["n"],
                                                        diversity=query["diversity"])
-        return ok("Recommendations fetched successfully", data)
-
-
-MODEL_VERSION_HEADER = "X-Model-Version"
-_MODEL_VERSION = OpenApiParameter(
-    MODEL_VERSION_HEADER, str, OpenApiParameter.HEADER, response=[200],
-    description="The version of the model that ranked every item of this answer (absent when no model is trained "
-                "and popular items come from the graph).")
+        response = ok("Recommendations fetched successfully", data)
+        if data.experiments:
+            response[EXPERIMENT_HEADER] = ", ".join(data.experiments)
+        return response
 
 
 class RecommendationsByTypeApi(UserApiView):
@@ -96,6 +108,8 @@ class RecommendationsByTypeApi(UserApiView):
         response = ok(f"{key.capitalize()} recommendations fetched successfully", answer.json)
         if answer.model_version:
             response[MODEL_VERSION_HEADER] = answer.model_version
+        if answer.experiment:
+            response[EXPERIMENT_HEADER] = answer.experiment
         return response
 
 
@@ -142,7 +156,7 @@ def _typed_view(base, ct: ContentType, *, similar: bool = False):
 
     get = extend_schema(
         operation_id=f"{ct.key}_{'similar' if similar else 'recommendations'}",
-        parameters=[query_serializer(ct)] if similar else [query_serializer(ct), _MODEL_VERSION],
+        parameters=[query_serializer(ct)] if similar else [query_serializer(ct), _MODEL_VERSION, _EXPERIMENT],
         responses={200: shapes.envelope_serializer(name, item), **_ERRORS},
     )(get)
     return type(f"{ct.label}{base.__name__}", (base,), {"content_type": ct, "get": get,
