@@ -25,6 +25,12 @@ if settings.MUSICBUD_LIVE:  # what users do reaches this worker's answers at onc
 
     live.start()
 
+if settings.REDIS_URL:  # a new model version saved on any host is loaded at once (app/services/shared_state.py)
+    from app.services.model_registry import registry  # noqa: E402
+    from app.services.shared_state import model_versions_follow  # noqa: E402
+
+    model_versions_follow(registry.announced)
+
 if settings.MUSICBUD_TRAIN_EVERY:  # scheduled retraining, one job at a time (app/services/training_jobs.py)
     from app.services.training_jobs import training_schedule_start  # noqa: E402
 
