@@ -9,6 +9,7 @@ _TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="
 os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
 os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
 os.environ.setdefault("LIGHTFM_THREADS", "2")
+os.environ["REDIS_URL"] = ""  # single-host unless a test starts a Redis of its own (never a developer's)
 os.environ.setdefault("MUSICBUD_LIVE", "false")  # no change-feed thread in the test process (tests start it)
 
 from musicbud.settings import *  # noqa: E402,F401,F403
