@@ -73,6 +73,7 @@ SIZES: dict[str, GraphSize] = {
     "smoke": GraphSize(users=200, items_per_type=60, interactions_per_user=12, epochs=10),  # seconds, not quality
     "100k": GraphSize(users=5_000, items_per_type=2_000, interactions_per_user=20),
     "1m": GraphSize(users=50_000, items_per_type=20_000, interactions_per_user=20),
+    "10m": GraphSize(users=500_000, items_per_type=200_000, interactions_per_user=20),  # bench/training_curve.py
 }
 
 
@@ -368,6 +369,25 @@ class BenchStack:
         path = self.dir / "many_users_tokens.txt"
         path.write_text("\n".join(tokens) + "\n")
         return path
+
+@contextlib.contextmanager
+def stack_waiting(size: GraphSize, *, wait_seconds: float = 1800, **options: Any) -> Iterator[BenchStack]:
+    """`with BenchStack(size, **options)`, waiting (up to wait_seconds) while another benchmark holds that graph."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        stack = BenchStack(size, **options)
+        try:
+            entered = stack.__enter__()
+            break
+        except BenchError as exc:
+            if "another benchmark" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(10)
+    try:
+        yield entered
+    finally:
+        stack.__exit__(None, None, None)
+
 
 @contextlib.contextmanager
 def neo4j_in_process(prefix: str) -> Iterator[Path]:

@@ -278,7 +278,7 @@ def failover_under_load(stack: TwoHosts, *, seconds: float, connections: int = 3
 # --- the benchmark ------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.harness import ROOT, SIZES, BenchStack, machine, result_write, table
+    from bench.harness import ROOT, SIZES, machine, result_write, stack_waiting, table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="the tiny graph, short load")
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     size = "smoke" if args.smoke else args.size
     seconds = 2.0 if args.smoke else args.seconds
     load_before = machine()["load_average"]
-    with BenchStack(SIZES[size], quiet=args.smoke) as bench, \
+    with stack_waiting(SIZES[size], quiet=args.smoke) as bench, \
             tempfile.TemporaryDirectory(prefix="musicbud-scale-") as tmp_name:
         bench.models_ensure()
         tmp = Path(tmp_name)
