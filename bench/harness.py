@@ -136,9 +136,17 @@ def peak_rss_mb(rusage) -> float:
     return round(rusage.ru_maxrss / 1024, 1)  # Linux: kilobytes
 
 
+class Measured(tuple):
+    """(wall seconds, peak resident MB, output), and .cpu_seconds: the process's user + system CPU time, which a
+    busy machine inflates far less than the wall time (bench/training_curve.py reports both)."""
+
+    cpu_seconds: float = 0.0
+
+
 def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path = ROOT, log: Path | None = None
                  ) -> tuple[float, float, str]:
-    """Run a command to its end: (wall seconds, peak resident MB of that process, its output). Raises on failure."""
+    """Run a command to its end: (wall seconds, peak resident MB of that process, its output); a Measured, whose
+    cpu_seconds is the process's CPU time. Raises on failure."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = proc.stdout.read().decode(errors="replace")
@@ -149,7 +157,9 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path = ROOT, log: 
         log.write_text(output)
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{output[-4000:]}")
-    return seconds, peak_rss_mb(rusage), output
+    measured = Measured((seconds, peak_rss_mb(rusage), output))
+    measured.cpu_seconds = round(rusage.ru_utime + rusage.ru_stime, 2)
+    return measured
 
 
 class BenchStack:

@@ -26,7 +26,7 @@ TARGET_PEAK_MB_10M = 4096.0
 # Neo4j's memory per size: the 10M graph (~9 GB on disk) wants more page cache than the others.
 NEO4J_MEMORY = {"10m": ("2g", "4g")}
 PHASES = ("extract_seconds", "fit_all_seconds", "fit_seconds_per_epoch", "save_seconds", "extract_fit_save_seconds",
-          "train_models_seconds", "peak_rss_mb")
+          "train_models_seconds", "process_cpu_seconds", "peak_rss_mb")
 
 
 def slope(points: list[tuple[float, float]]) -> float | None:
@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                "per_million_at_largest": per_million, "targets": targets}
     path = result_write("training_curve", payload, smoke=args.smoke)
     print(table(["size", "interactions", "epochs", "extract s", "fit s", "save s", "extract+fit+save s",
-                 "train_models s", "peak RSS MB"],
+                 "train_models s", "CPU s", "load", "peak RSS MB"],
                 [[r["size"], r["interactions"], r["epochs"],
                   r["extract_seconds"], r["fit_all_seconds"], r["save_seconds"], r["extract_fit_save_seconds"],
-                  r["train_models_seconds"], r["peak_rss_mb"]] for r in runs]))
+                  r["train_models_seconds"], r["process_cpu_seconds"], r["load_average"][0], r["peak_rss_mb"]]
+                 for r in runs]))
     print()
     print(table(["phase", "exponent b (seconds ∝ n^b)", f"per 1M interactions at {largest['size']}"],
                 [[p, slopes[p], per_million[p]] for p in PHASES]))
