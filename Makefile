@@ -12,7 +12,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install deps-debian run serve neo4j-start neo4j-stop test bench bench-quality bench-smoke clean \
-	bench-deps bench-serving bench-training bench-memory
+	bench-deps bench-serving bench-training bench-memory redis-start redis-stop bench-scale bench-training-curve
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,9 +38,21 @@ neo4j-start: install
 neo4j-stop:
 	$(PY) scripts/neo4j_local.py stop
 
+# Shared state (several hosts): `make run` starts a Redis on 127.0.0.1:$(REDIS_PORT) with a generated password (its
+# URL in var/redis_url, which settings read when REDIS_URL is unset); without redis-server it runs single-host.
+REDIS_PORT ?= 6379
+
+redis-start: install
+	@if [ -n "$$REDIS_URL" ]; then echo "REDIS_URL is set: using that Redis"; else \
+		$(PY) scripts/local_services.py redis-start --port $(REDIS_PORT) || \
+		echo "make: no local Redis (make deps-debian installs redis-server): serving single-host" >&2; fi
+
+redis-stop:
+	$(PY) scripts/local_services.py redis-stop
+
 # The start sequence (migrate, constraints, demo graph when empty, models when missing: scripts/start.py), then the
 # server; it ends by printing the API, docs and dashboard URLs and, the first time, the demo logins.
-run: neo4j-start
+run: neo4j-start redis-start
 	$(PY) -m scripts.start prepare
 	$(MAKE) serve
 
@@ -79,6 +91,13 @@ bench-training: install
 
 bench-memory: install
 	$(PY) -m bench.memory
+
+# Several hosts on this machine (127.0.0.2, 127.0.0.3 behind HAProxy, one Redis) and the training cost curve to 10M.
+bench-scale: install bench-deps
+	$(PY) -m bench.scale
+
+bench-training-curve: install
+	$(PY) -m bench.training_curve
 
 bench-smoke: install bench-deps
 	$(PY) -m bench.training --smoke

@@ -1,5 +1,9 @@
 """The one connection to Neo4j: a sync driver from settings, shared with neomodel.
 
+NEO4J_BOLT_URL may be a single server's `bolt://` URL or a cluster's `neo4j://` / `neo4j+s://` routing URL: every
+read the service makes (extraction, the change feed, details, users) is a read transaction (`read`,
+`read_session`), which the routing driver sends to followers; writes go to the leader.
+
 Sync on purpose: the async driver binds to the event loop that first used it. Async views reach the graph
 through `asyncio.to_thread` (see app/services), so one driver serves every loop and thread.
 """
@@ -12,7 +16,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from neo4j import Driver, GraphDatabase
+from neo4j import READ_ACCESS, WRITE_ACCESS, Driver, GraphDatabase
 from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable
 from neomodel import db
 
@@ -61,18 +65,40 @@ def close() -> None:
 
 
 def query(cypher: str, **params: Any) -> list[dict[str, Any]]:
-    """Run a read or write (one auto-commit transaction) and return its records as dicts.
+    """Run a write (or a schema command) as one auto-commit transaction with WRITE access (a cluster's leader) and
+    return its records as dicts. Reads go through `read`.
 
     Transient errors are retried with a short backoff (RETRY_DELAYS); when Neo4j stays unreachable the
     ServiceUnavailable is raised within a fraction of a second, and again at once for DOWN_SECONDS after."""
+    return _run(cypher, params, WRITE_ACCESS)
+
+
+def read(cypher: str, **params: Any) -> list[dict[str, Any]]:
+    """Run a read as a read transaction (READ access: with a `neo4j://` routing URL, a cluster's followers and
+    read replicas serve it; Neo4j refuses a write inside one). Retries and fails fast as `query` does."""
+    return _run(cypher, params, READ_ACCESS)
+
+
+def read_session():
+    """A session whose transactions go to readers (`session.execute_read(...)` for several reads in a row)."""
+    return driver().session(database=settings.NEO4J_DATABASE, default_access_mode=READ_ACCESS)
+
+
+def _run(cypher: str, params: dict[str, Any], access: str) -> list[dict[str, Any]]:
     global _down_until
     if time.monotonic() < _down_until:
         raise ServiceUnavailable(f"Neo4j at {settings.NEO4J_BOLT_URL} was unreachable less than {DOWN_SECONDS:g}s ago")
     attempt = 0
     while True:
         try:
-            with driver().session(database=settings.NEO4J_DATABASE) as session:
-                return [r.data() for r in session.run(cypher, params)]
+            with driver().session(database=settings.NEO4J_DATABASE, default_access_mode=access) as session:
+                if access == WRITE_ACCESS:
+                    return [r.data() for r in session.run(cypher, params)]
+                # an explicit transaction, not execute_read: its retries (for seconds) would hide a dead server
+                with session.begin_transaction() as tx:
+                    records = [r.data() for r in tx.run(cypher, params)]
+                    tx.commit()
+                    return records
         except (DriverError, Neo4jError) as exc:
             if attempt == len(RETRY_DELAYS) or not exc.is_retryable():
                 if isinstance(exc, ServiceUnavailable):

@@ -73,6 +73,7 @@ SIZES: dict[str, GraphSize] = {
     "smoke": GraphSize(users=200, items_per_type=60, interactions_per_user=12, epochs=10),  # seconds, not quality
     "100k": GraphSize(users=5_000, items_per_type=2_000, interactions_per_user=20),
     "1m": GraphSize(users=50_000, items_per_type=20_000, interactions_per_user=20),
+    "10m": GraphSize(users=500_000, items_per_type=200_000, interactions_per_user=20),  # bench/training_curve.py
 }
 
 
@@ -135,9 +136,17 @@ def peak_rss_mb(rusage) -> float:
     return round(rusage.ru_maxrss / 1024, 1)  # Linux: kilobytes
 
 
+class Measured(tuple):
+    """(wall seconds, peak resident MB, output), and .cpu_seconds: the process's user + system CPU time, which a
+    busy machine inflates far less than the wall time (bench/training_curve.py reports both)."""
+
+    cpu_seconds: float = 0.0
+
+
 def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path = ROOT, log: Path | None = None
                  ) -> tuple[float, float, str]:
-    """Run a command to its end: (wall seconds, peak resident MB of that process, its output). Raises on failure."""
+    """Run a command to its end: (wall seconds, peak resident MB of that process, its output); a Measured, whose
+    cpu_seconds is the process's CPU time. Raises on failure."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = proc.stdout.read().decode(errors="replace")
@@ -148,7 +157,9 @@ def run_measured(cmd: list[str], *, env: dict[str, str], cwd: Path = ROOT, log: 
         log.write_text(output)
     if proc.returncode != 0:
         raise BenchError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{output[-4000:]}")
-    return seconds, peak_rss_mb(rusage), output
+    measured = Measured((seconds, peak_rss_mb(rusage), output))
+    measured.cpu_seconds = round(rusage.ru_utime + rusage.ru_stime, 2)
+    return measured
 
 
 class BenchStack:
@@ -368,6 +379,25 @@ class BenchStack:
         path = self.dir / "many_users_tokens.txt"
         path.write_text("\n".join(tokens) + "\n")
         return path
+
+@contextlib.contextmanager
+def stack_waiting(size: GraphSize, *, wait_seconds: float = 1800, **options: Any) -> Iterator[BenchStack]:
+    """`with BenchStack(size, **options)`, waiting (up to wait_seconds) while another benchmark holds that graph."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        stack = BenchStack(size, **options)
+        try:
+            entered = stack.__enter__()
+            break
+        except BenchError as exc:
+            if "another benchmark" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(10)
+    try:
+        yield entered
+    finally:
+        stack.__exit__(None, None, None)
+
 
 @contextlib.contextmanager
 def neo4j_in_process(prefix: str) -> Iterator[Path]:

@@ -87,8 +87,9 @@ def measure(stack: BenchStack) -> dict:
     warm = run_measured([PYTHON, "-m", "bench.training", "--warm-child"], env=stack.env())[2]
     cold = json.loads(next(ln for ln in warm.splitlines() if ln.startswith("WARM_JSON ")).removeprefix("WARM_JSON "))
     with tempfile.TemporaryDirectory(prefix="musicbud-bench-models-") as models_dir:
-        seconds, peak_mb, out = run_measured([PYTHON, "-m", "bench.training", "--child"],
-                                             env=stack.env(MUSICBUD_MODEL_DIR=models_dir))
+        measured = run_measured([PYTHON, "-m", "bench.training", "--child"],
+                                env=stack.env(MUSICBUD_MODEL_DIR=models_dir))
+    seconds, peak_mb, out = measured
     line = next(ln for ln in out.splitlines() if ln.startswith("TRAINING_JSON "))
     report = json.loads(line.removeprefix("TRAINING_JSON "))
     models = report["models"]
@@ -105,6 +106,7 @@ def measure(stack: BenchStack) -> dict:
         "train_models_seconds": round(report["wall_seconds"], 2),
         "train_models_cpu_seconds": report.get("cpu_seconds"),  # all threads: ~2x the wall time on 2 idle cores
         "process_seconds": round(seconds, 2),
+        "process_cpu_seconds": measured.cpu_seconds,  # what a busy machine inflates less than the wall time
         "peak_rss_mb": peak_mb,
         "first_extraction_after_neo4j_start": {
             "seconds": round(cold["seconds"], 2), "edges": cold["edges"],

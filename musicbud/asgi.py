@@ -29,6 +29,11 @@ if settings.MUSICBUD_EXPERIMENTS:  # A/B counts are written in batches (app/serv
     from app.services.experiment_outcomes import outcomes  # noqa: E402
 
     outcomes.start()
+if settings.REDIS_URL:  # a new model version saved on any host is loaded at once (app/services/shared_state.py)
+    from app.services.model_registry import registry  # noqa: E402
+    from app.services.shared_state import model_versions_follow  # noqa: E402
+
+    model_versions_follow(registry.announced)
 
 if settings.MUSICBUD_TRAIN_EVERY:  # scheduled retraining, one job at a time (app/services/training_jobs.py)
     from app.services.training_jobs import training_schedule_start  # noqa: E402

@@ -185,11 +185,33 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
 }
+# --- Shared state (several hosts: app/services/shared_state.py) ---------------------------------------
+# REDIS_URL: the Redis every host shares (throttle counts, the training lock and status, new-model news). Unset: the
+# Redis `make run` started (its URL in VAR_DIR/redis_url), else none: one host's files do it all (file cache,
+# file lock). A configured Redis that is down: serving goes on (health says degraded), trainings answer 503.
+_REDIS_URL_FILE = VAR_DIR / "redis_url"
+REDIS_URL = (env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix")) if os.environ.get("REDIS_URL")
+             else _REDIS_URL_FILE.read_text().strip() if _REDIS_URL_FILE.exists() else "")
+
+
+def _redis_no_retry():
+    """No retries (redis-py's default backs off for seconds): a throttle falls back to this host's files at once."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
+_THROTTLE_FILES = {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                   "LOCATION": str(VAR_DIR / "throttle_cache")}
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Throttling counts must hold across uvicorn workers: a small file cache under var/.
-    "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-                 "LOCATION": str(VAR_DIR / "throttle_cache")},
+    # Throttling counts must hold across uvicorn workers (a small file cache under var/) and, with Redis, hosts.
+    "throttle": ({"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                  "KEY_PREFIX": "musicbud:throttle",
+                  "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0, "retry": _redis_no_retry()}}
+                 if REDIS_URL else _THROTTLE_FILES),
+    "throttle_local": _THROTTLE_FILES,  # while Redis is down
 }
 
 LOGGING = {

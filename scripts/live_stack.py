@@ -126,10 +126,11 @@ class LiveServer:
     env: dict[str, str]
     log_path: Path
     workers: int
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def model_dir(self) -> Path:
@@ -165,14 +166,14 @@ class LiveServer:
 
 
 def serve(env: dict[str, str], *, workers: int = 2, port: int | None = None, log_path: Path | None = None,
-          timeout: float = 120) -> LiveServer:
+          timeout: float = 120, host: str = "127.0.0.1") -> LiveServer:
     """Start uvicorn as `make serve` does and wait until every worker answers GET /v1/health/."""
     import httpx
 
     import shutil
 
     port = port or free_port()
-    log_path = log_path or Path(env["MUSICBUD_VAR_DIR"]).parent / f"uvicorn-{port}.log"
+    log_path = log_path or Path(env["MUSICBUD_VAR_DIR"]).parent / f"uvicorn-{host}-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # every worker's metrics in files of this run's own (as `make serve` does): emptied before it starts
     metrics_dir = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or Path(env["MUSICBUD_VAR_DIR"]) / f"prometheus-{port}")
@@ -180,10 +181,10 @@ def serve(env: dict[str, str], *, workers: int = 2, port: int | None = None, log
     metrics_dir.mkdir(parents=True)
     env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     log = open(log_path, "ab")
-    cmd = [UVICORN, "musicbud.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [UVICORN, "musicbud.asgi:application", "--host", host, "--port", str(port),
            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "off"]
     process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = LiveServer(process=process, port=port, env=env, log_path=log_path, workers=workers)
+    server = LiveServer(process=process, port=port, env=env, log_path=log_path, workers=workers, host=host)
     deadline = time.monotonic() + timeout
     try:
         while True:

@@ -6,6 +6,7 @@ with .stop(), and errors that say what to do next (with the tail of the server's
 Usage:
     python scripts/local_services.py install all        # apt-get what is missing (as root); wrk is optional
     python scripts/local_services.py install redis      # or postgres, haproxy, chromium, wrk
+    python scripts/local_services.py redis-start        # the Redis of `make run` (var/redis_url); redis-stop
 
     from scripts.local_services import free_port, redis_start, postgres_start, haproxy_start, chromium_webdriver
     redis = redis_start(data_dir=tmp / "redis", port=free_port(), password=pw)          # redis.url
@@ -723,6 +724,54 @@ def chromium_webdriver(user_data_dir: Path, *, window_size: tuple[int, int] = (1
                                 f"chromedriver log tail ({log_path}):\n{log_tail(log_path)}") from exc
 
 
+# --- the Redis of `make run` ------------------------------------------------------------------------------
+# Like neo4j_local.py's Neo4j: on 127.0.0.1:REDIS_PORT (6379) with a generated password kept in var/redis_password,
+# its files (append-only) in var/redis/; its URL, with the password, in var/redis_url (0600), which settings read
+# when REDIS_URL is unset. `redis-stop` removes that file: the service then runs single-host (file cache, locks).
+
+def redis_url_file(var_dir: Path) -> Path:
+    return var_dir / "redis_url"
+
+
+def redis_local_start(*, var_dir: Path, port: int = 6379) -> str:
+    """Start the project's Redis unless it already answers; write var/redis_url; return the URL."""
+    import redis
+    import secrets as _secrets
+
+    password_path = var_dir / "redis_password"
+    if not password_path.exists():
+        _write_private(password_path, _secrets.token_urlsafe(24))
+    password = password_path.read_text().strip()
+    url = f"redis://:{quote(password, safe='')}@{LOOPBACK}:{port}/0"
+    try:
+        with redis.Redis(host=LOOPBACK, port=port, password=password, socket_connect_timeout=1) as client:
+            client.ping()
+        running = True
+    except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError, redis.ResponseError):
+        running = False
+    if not running:
+        server = redis_start(data_dir=var_dir / "redis", port=port, password=password, persist=True)
+        _write_private(var_dir / "redis" / "redis.pid", str(server.process.pid))
+    _write_private(redis_url_file(var_dir), url)
+    return url
+
+
+def redis_local_stop(*, var_dir: Path) -> bool:
+    """Stop the project's Redis (SIGTERM to the pid it wrote) and remove var/redis_url; False if none ran."""
+    redis_url_file(var_dir).unlink(missing_ok=True)
+    pid_path = var_dir / "redis" / "redis.pid"
+    try:
+        pid = int(pid_path.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    pid_path.unlink()
+    try:
+        os.kill(pid, signal.SIGTERM)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 # --- CLI -------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -730,7 +779,23 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     install = sub.add_parser("install", help="apt-get the Debian packages of a service when missing")
     install.add_argument("what", choices=[*TOOLS, "all"])
+    for name, what in (("redis-start", "start the Redis of `make run` (var/redis, var/redis_url)"),
+                       ("redis-stop", "stop it (the service is single-host again)")):
+        command = sub.add_parser(name, help=what)
+        command.add_argument("--var-dir", type=Path, default=Path(__file__).resolve().parent.parent / "var")
+        command.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", "6379")))
     args = parser.parse_args(argv)
+    if args.command == "redis-start":
+        try:
+            redis_local_start(var_dir=args.var_dir, port=args.port)
+        except LocalServiceError as exc:
+            print(f"error: Redis: {exc}", file=sys.stderr)
+            return 1
+        print(f"Redis up on {LOOPBACK}:{args.port} (password in {args.var_dir / 'redis_password'})")
+        return 0
+    if args.command == "redis-stop":
+        print("Redis stopped" if redis_local_stop(var_dir=args.var_dir) else "no Redis of make run was running")
+        return 0
     names = list(TOOLS) if args.what == "all" else [args.what]
     failed = False
     for name in names:

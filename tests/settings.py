@@ -12,6 +12,7 @@ os.environ.setdefault("LIGHTFM_THREADS", "2")
 # model selection: LightFM (and the popularity baseline) only, so trainings stay fast; tests that select among
 # more candidates say so (tests/app/test_training.py)
 os.environ.setdefault("MUSICBUD_CANDIDATES", "lightfm")
+os.environ["REDIS_URL"] = ""  # single-host unless a test starts a Redis of its own (never a developer's)
 os.environ.setdefault("MUSICBUD_LIVE", "false")  # no change-feed thread in the test process (tests start it)
 os.environ.setdefault("MUSICBUD_EXPERIMENTS", "false")  # no experiment lookups unless a test turns them on
 

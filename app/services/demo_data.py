@@ -557,11 +557,11 @@ def demo_graph_write(*, demo: DemoGraph, progress: bool = True) -> DemoWriteRepo
 
 def parent_users_exist() -> bool:
     """Whether the graph has any app user (seed_demo --if-empty then does nothing)."""
-    return bool(graph.query("MATCH (p:ParentUser) RETURN 1 AS one LIMIT 1"))
+    return bool(graph.read("MATCH (p:ParentUser) RETURN 1 AS one LIMIT 1"))
 
 
 def _parent_uid_for(username: str) -> str | None:
-    rows = graph.query("MATCH (p:ParentUser {username: $username}) RETURN p.uid AS uid", username=username)
+    rows = graph.read("MATCH (p:ParentUser {username: $username}) RETURN p.uid AS uid", username=username)
     return rows[0]["uid"] if rows else None
 
 

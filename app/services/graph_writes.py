@@ -224,7 +224,7 @@ def _accounts_and_missing_items(ct: ContentType, account: Account, users: list[s
     One query, one record of lists (a record per user would cost a round trip per thousand users). A user
     with several accounts of the kind gets the smallest key.
     """
-    record = graph.query(
+    record = graph.read(
         f"CALL () {{ UNWIND $users AS id "
         f"MATCH (:{USER_LABEL} {{{USER_KEY}: id}})-[:{account.rel}]->(a:{account.label}) "
         f"WITH id, min(a.{account.key}) AS account RETURN collect(id) AS ids, collect(account) AS accounts }} "

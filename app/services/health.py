@@ -1,4 +1,5 @@
-"""Liveness: whether Neo4j answers, and each served model's version and trained_at."""
+"""Liveness: whether Neo4j answers, whether the shared Redis does ("off" without one; "down" makes the status
+"degraded": serving goes on, trainings refuse), and each served model's version and trained_at."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import os
 from app import graph
 from app.content_types import CONTENT_TYPES
 from app.services.model_registry import TASTE_KEY, registry
+from app.services.shared_state import redis_state
 
 MODEL_KEYS = [ct.model_key for ct in CONTENT_TYPES] + [TASTE_KEY]
 
@@ -24,6 +26,8 @@ async def health_get() -> dict:
 def _health() -> dict:
     from app.services.live import live, types_followed
 
-    return {"status": "ok", "neo4j": "up" if graph.is_reachable() else "down", "models": models_status(),
+    redis = redis_state()
+    return {"status": "degraded" if redis == "down" else "ok", "neo4j": "up" if graph.is_reachable() else "down",
+            "redis": redis, "models": models_status(),
             "change_feed": {"worker": os.getpid(), "polls": live.polls, "lag_seconds": live.lag_seconds,
                             "followed": types_followed()}}

@@ -2,7 +2,7 @@
 
 Every process (uvicorn worker) has its own registry; a training in any process writes a new version and
 switches the manifest atomically, and each registry notices within MUSICBUD_MODEL_RELOAD_SECONDS by
-reading that small manifest (no restart). A model that fails its integrity check is refused with a
+reading that small manifest (no restart), and at once when Redis announces it (app/services/shared_state.py). A model that fails its integrity check is refused with a
 WARNING and the type falls back to popularity (or keeps the version it already serves).
 """
 from __future__ import annotations
@@ -113,6 +113,13 @@ class ModelRegistry:
             gc.freeze()
             release_freed_memory()  # the file bytes and unpickling buffers
             logger.info("Serving %s model version %s", model_key, version)
+
+    def announced(self, model_key: str, version: str) -> None:
+        """Another process (any host, through Redis) saved `version` of a model: look at the model directory now
+        rather than at the next poll (the files are verified as ever; a version not there yet is found by it)."""
+        if version != self._versions.get(model_key):
+            self._checked[model_key] = -1e9
+            self.get(model_key)
 
     def current(self, model_key: str) -> TrainedModel | None:
         """What is served now, without looking for a newer version (no I/O)."""

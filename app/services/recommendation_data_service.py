@@ -73,7 +73,7 @@ def _interactions_cypher(ct: ContentType) -> str:
 
 def _user_bounds(page: int) -> list[tuple[str, str]]:
     """Split the sorted ParentUser uids into ranges of `page` users: [after, until)."""
-    records = graph.query("MATCH (u:ParentUser) WITH u.uid AS uid ORDER BY uid RETURN collect(uid) AS uids")
+    records = graph.read("MATCH (u:ParentUser) WITH u.uid AS uid ORDER BY uid RETURN collect(uid) AS uids")
     uids = records[0]["uids"] if records else []
     if not uids:
         return []
@@ -102,7 +102,7 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
     weights: list[float] = []
     untimed = 0
     read_at = graph_now()
-    with graph.driver().session(database=settings.NEO4J_DATABASE) as session:
+    with graph.read_session() as session:
         for after, until in _user_bounds(page_users):
             def read(tx, after=after, until=until):
                 return tx.run(cypher, after=after, until=until).single()
@@ -177,7 +177,7 @@ def item_keys(*, content_type: ContentType) -> list[str]:
 
 def graph_now() -> datetime:
     """Neo4j's clock (the change feed compares edges' created_at with it)."""
-    return graph.query("RETURN datetime() AS now")[0]["now"].to_native()
+    return graph.read("RETURN datetime() AS now")[0]["now"].to_native()
 
 
 DISMISSED = "DISMISSED"  # (ParentUser)-[:DISMISSED {created_at}]->(item): "not interested", written by the feedback API
@@ -186,7 +186,7 @@ DISMISSED = "DISMISSED"  # (ParentUser)-[:DISMISSED {created_at}]->(item): "not 
 def dismissed_items(*, content_type: ContentType) -> dict[str, list[str]]:
     """{ParentUser uid: [item ids]} of every dismissal of a type."""
     ct = content_type
-    rows = graph.query(f"MATCH (u:ParentUser)-[:{DISMISSED}]->(i:{ct.label_expression}) "
+    rows = graph.read(f"MATCH (u:ParentUser)-[:{DISMISSED}]->(i:{ct.label_expression}) "
                        f"RETURN u.uid AS uid, collect(toString(i.{ct.id_property})) AS items")
     return {r["uid"]: r["items"] for r in rows}
 
@@ -194,7 +194,7 @@ def dismissed_items(*, content_type: ContentType) -> dict[str, list[str]]:
 def interactions_count(*, content_type: ContentType) -> int:
     """How many interaction edges of a type the graph holds (counted, not read: it plans a training run)."""
     ct = content_type
-    records = graph.query(f"MATCH (:{ct.account_labels})-[r:{'|'.join(ct.rel_types)}]->(:{ct.label_expression}) "
+    records = graph.read(f"MATCH (:{ct.account_labels})-[r:{'|'.join(ct.rel_types)}]->(:{ct.label_expression}) "
                           f"RETURN count(r) AS n")
     return int(records[0]["n"]) if records else 0
 
@@ -267,7 +267,7 @@ def items_by_ids(*, content_type: ContentType, ids: list[str]) -> dict[str, dict
     ct = content_type
     if not ids:
         return {}
-    records = graph.query(  # one record of two lists: the driver costs ~20 us per record, whatever its size
+    records = graph.read(  # one record of two lists: the driver costs ~20 us per record, whatever its size
         f"UNWIND $ids AS key {item_match(ct, 'key')} "
         f"RETURN collect(i.{ct.id_property}) AS ids, collect({details_projection(ct)}) AS props",
         ids=key_param(ct, ids),
@@ -282,7 +282,7 @@ def items_popular(*, content_type: ContentType, n: int) -> list[dict]:
     """The n items with the most interactions (weight summed), with details and `popularity`."""
     ct = content_type
     rels = "|".join(ct.rel_types)
-    records = graph.query(
+    records = graph.read(
         f"MATCH (:{ct.account_labels})-[r:{rels}]->(i:{ct.label_expression}) "
         f"WITH i, sum({weight_expression(ct)}) AS popularity ORDER BY popularity DESC, i.{ct.id_property} LIMIT $n "
         f"RETURN i.{ct.id_property} AS id, {details_projection(ct)} AS props, popularity",
@@ -295,7 +295,7 @@ def user_history(*, content_type: ContentType, user_uid: str) -> list[str]:
     """Ids of the items a user has (any edge of the type), strongest first."""
     ct = content_type
     rels = "|".join(ct.rel_types)
-    records = graph.query(
+    records = graph.read(
         f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) WHERE u.uid = $uid "
         f"WITH i, max({weight_expression(ct)}) AS w ORDER BY w DESC RETURN i.{ct.id_property} AS id",
         uid=user_uid,
@@ -304,13 +304,13 @@ def user_history(*, content_type: ContentType, user_uid: str) -> list[str]:
 
 
 def user_uid_for_username(*, username: str) -> str | None:
-    records = graph.query("MATCH (u:ParentUser {username: $username}) RETURN u.uid AS uid", username=username)
+    records = graph.read("MATCH (u:ParentUser {username: $username}) RETURN u.uid AS uid", username=username)
     return records[0]["uid"] if records else None
 
 
 def users_directory() -> dict[str, dict]:
     """uid -> {username} of every app user (for buds and the username lookup kept with the models)."""
-    records = graph.query("MATCH (u:ParentUser) RETURN u.uid AS uid, u.username AS username")
+    records = graph.read("MATCH (u:ParentUser) RETURN u.uid AS uid, u.username AS username")
     return {r["uid"]: {"username": r["username"]} for r in records}
 
 
@@ -335,7 +335,7 @@ def edge_counts(*, content_types: list[ContentType]) -> dict[str, int]:
     """{edge type: how many edges of it the graph holds}, every type of the table and DISMISSED, from Neo4j's
     count store (no edge is read: a fraction of a millisecond however big the graph)."""
     rels = sorted({rel for ct in content_types for rel in ct.rel_types} | {DISMISSED})
-    record = graph.query("RETURN " + ", ".join(f"COUNT {{ ()-[:{rel}]->() }} AS `{rel}`" for rel in rels))[0]
+    record = graph.read("RETURN " + ", ".join(f"COUNT {{ ()-[:{rel}]->() }} AS `{rel}`" for rel in rels))[0]
     return {rel: int(record[rel]) for rel in rels}
 
 
@@ -344,7 +344,7 @@ def edges_since(*, content_types: list[ContentType], since: datetime, limit: int
     at most `limit` per edge type and type: {type (model key), rel, user (ParentUser uid), item, weight, t
     (datetime), id (the edge's element id)}."""
     branches = " UNION ALL ".join(b for ct in content_types for b in _feed_branches(ct))
-    records = graph.query(f"CALL () {{ {branches} }} RETURN type, rel, user, item, weight, t, id ORDER BY t",
+    records = graph.read(f"CALL () {{ {branches} }} RETURN type, rel, user, item, weight, t, id ORDER BY t",
                           since=since, limit=limit)
     return [{**r, "t": r["t"].to_native()} for r in records]
 
@@ -354,7 +354,7 @@ def histories_of_users(*, content_type: ContentType, uids: list[str]) -> dict[st
     current history of a type, in one query; users the graph does not have are left out."""
     ct = content_type
     rels = "|".join(ct.rel_types)
-    records = graph.query(
+    records = graph.read(
         f"UNWIND $uids AS uid MATCH (u:ParentUser {{uid: uid}}) "
         f"OPTIONAL MATCH (u)-[:{ct.account_rels}]->(:{ct.account_labels})-[r:{rels}]->(i:{ct.label_expression}) "
         f"WITH uid, u, i, max({weight_expression(ct)}) AS weight "
@@ -373,7 +373,7 @@ def history_sizes(*, content_types: list[ContentType], uids: list[str]) -> dict[
         f"COUNT {{ MATCH (u)-[:{ct.account_rels}]->(:{ct.account_labels})-[:{'|'.join(ct.rel_types)}]->"
         f"(i:{ct.label_expression}) WHERE NOT (u)-[:{DISMISSED}]->(i) RETURN DISTINCT i }} AS `{ct.model_key}`"
         for ct in content_types)
-    record = graph.query(
+    record = graph.read(
         f"UNWIND $uids AS uid MATCH (u:ParentUser {{uid: uid}}) WITH uid, u, {counts} "
         f"RETURN collect(uid) AS uids, " + ", ".join(f"collect(`{ct.model_key}`) AS `{ct.model_key}`"
                                                       for ct in content_types),

@@ -36,6 +36,7 @@ from app.content_types import BY_MODEL_KEY, CONTENT_TYPES, ContentType, content_
 from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
+from app.services import shared_state
 from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
 from app.services.training_status import JobReport, status_read
 
@@ -159,6 +160,7 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     trained.manifest["version"] = version
     timings["save_seconds"] = round(time.perf_counter() - t0, 3)
     trained.manifest.setdefault("timings", {})["save_seconds"] = timings["save_seconds"]  # known only after saving
+    shared_state.model_version_announce(model_key=ct.model_key, version=version)
     logger.info("Trained %s model version %s: %s", ct.model_key, version, timings)
     return trained
 
@@ -248,6 +250,7 @@ def taste_model_train(*, trained: dict[str, TrainedModel | None], show_progress:
     t0 = time.perf_counter()
     taste.manifest["version"] = save_model(settings.MUSICBUD_MODEL_DIR, taste, hmac_key=hmac_key())
     taste.manifest["timings"]["save_seconds"] = round(time.perf_counter() - t0, 3)
+    shared_state.model_version_announce(model_key=TASTE_KEY, version=taste.manifest["version"])
     logger.info("Trained the joint taste model (%d users, %d items, %d interactions) in %.1fs",
                 len(users), len(item_map), matrix.nnz, fit_seconds)
     return taste
@@ -259,24 +262,44 @@ def training_lock_path(model_dir: Path | None = None) -> Path:
     return Path(model_dir or settings.MUSICBUD_MODEL_DIR) / ".training.lock"
 
 
+TRAINING_LOCK = "training:lock"  # the shared lock's name (app/services/shared_state.py)
+TRAINING_LOCK_TTL = 30.0  # seconds a dead holder keeps it; renewed every TTL/3 while a training runs
+
+
 @contextmanager
 def training_lock():
-    """One training at a time across every process sharing the model directory; 409 for the second."""
+    """One training at a time across every process sharing the model directory and, with Redis, every host
+    sharing it (a lock with a TTL, renewed while held); 409 for the second, 503 when Redis is configured but down
+    (a training could not know it runs alone)."""
     path = training_lock_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    shared = None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise TrainingInProgressError() from None
+        if shared_state.redis_configured():
+            shared = shared_state.lock_take(TRAINING_LOCK, ttl=TRAINING_LOCK_TTL, what="no training can start")
+            if shared is None:
+                raise TrainingInProgressError()
         yield
     finally:
+        if shared is not None:
+            shared.release()
         os.close(fd)
 
 
 def training_running(*, model_dir: Path | None = None) -> bool:
-    """Whether some process holds the training lock of `model_dir` (default: the configured one) right now."""
+    """Whether some process holds the training lock of `model_dir` (default: the configured one) right now, or,
+    with Redis, any host does (a Redis that is down: what this host's file lock says)."""
+    if model_dir is None and shared_state.redis_configured():
+        try:
+            if shared_state.SharedLock.held(TRAINING_LOCK):
+                return True
+        except shared_state.REDIS_ERRORS as exc:
+            shared_state.mark_down(exc)
     try:
         fd = os.open(training_lock_path(model_dir), os.O_RDWR)
     except FileNotFoundError:
@@ -304,6 +327,10 @@ def models_train(*, content_types: list[str] | None = None, show_progress: bool 
     except TrainingInProgressError:
         if job_id and status_read().get("job_id") == job_id:  # our job's spawn lost a race: say so in its status
             JobReport(job_id, keys=[]).finish(None, "another training was already running", kind="in_progress")
+        raise
+    except shared_state.SharedStateUnavailableError as exc:  # Redis configured but down: refused, said so
+        if job_id:
+            JobReport(job_id, keys=[]).finish(None, str(exc), kind="unavailable")
         raise
 
 

@@ -13,7 +13,9 @@ status then says failed, and the models it did not finish were never switched (a
 ones go on serving.
 
 MUSICBUD_TRAIN_EVERY (e.g. 60m; off by default, 60m in `make run`) starts a job in every worker's scheduler
-thread when the last training is that old; the locks make it one job.
+thread when the last training is that old; the locks make it one job. With Redis (REDIS_URL) the locks and the
+status are shared by every host (app/services/shared_state.py), so hosts sharing a model directory and a graph
+run one job between them, and a training refuses (503) while Redis is unreachable.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import fcntl
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +37,7 @@ from django.conf import settings
 
 from app.content_types import CONTENT_TYPES, content_type_get
 from app.errors import ApplicationError, ServiceUnavailableError, TrainingInProgressError
+from app.services import shared_state
 from app.services.model_registry import TASTE_KEY
 from app.services.training import training_running
 from app.services.training_status import now_iso, status_read, status_write
@@ -41,6 +45,8 @@ from app.services.training_status import now_iso, status_read, status_write
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
+HOST = socket.gethostname()  # a job's pid means something only on its own host
+START_SECONDS = 60.0  # another host's job may take this long from "starting" to holding the training lock
 FINISHED = ("succeeded", "failed")
 
 
@@ -67,7 +73,7 @@ def training_status_get() -> dict:
     any more (and is gone) died: reported failed."""
     status = status_read()
     if status.get("state") in ("starting", "running") and not training_running() and not (
-            status.get("state") == "starting" and _alive(status.get("pid"))):
+            status.get("state") == "starting" and _starting_alive(status)):
         status = {**status, "state": "failed", "finished_at": status.get("finished_at") or now_iso(),
                   "error": status.get("error") or f"the training process (pid {status.get('pid')}) ended before it "
                                                   "finished; the models it did not save were not switched"}
@@ -79,26 +85,48 @@ def training_status_get() -> dict:
 
 @contextmanager
 def _spawn_lock():
+    """One job start at a time: in this host (a file lock), and across hosts with Redis (503 when it is down)."""
     path = Path(settings.MUSICBUD_MODEL_DIR) / ".training.spawn.lock"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    shared = None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if shared_state.redis_configured():
+            shared = shared_state.lock_take("training:spawn", ttl=30.0, what="no training can start",
+                                            blocking_timeout=10.0)
+            if shared is None:
+                raise TrainingInProgressError()
         yield
     finally:
+        if shared is not None:
+            shared.release()
         os.close(fd)
 
 
-def training_job_start(*, content_types: list[str] | None = None) -> dict:
-    """Spawn a training job (TrainingInProgressError when one runs); returns its status as it starts."""
+def _starting_alive(status: dict) -> bool:
+    """Whether a job said to be starting may still be: its process lives (this host), or (another host's) it was
+    requested less than START_SECONDS ago."""
+    if status.get("host", HOST) == HOST:
+        return _alive(status.get("pid"))
+    requested = status.get("requested_at")
+    return bool(requested) and time.time() - datetime.fromisoformat(requested).timestamp() < START_SECONDS
+
+
+def training_job_start(*, content_types: list[str] | None = None, if_due: bool = False) -> dict | None:
+    """Spawn a training job (TrainingInProgressError when one runs); returns its status as it starts. `if_due`
+    (the schedule): only when one is still due once the start is ours (None otherwise), so that workers and
+    hosts which found it due at the same time start one job, not one after another."""
     keys = [content_type_get(key=k).model_key for k in content_types] if content_types else \
         [ct.model_key for ct in CONTENT_TYPES]
     with _spawn_lock():
         current = training_status_get()
-        if training_running() or (current.get("state") == "starting" and _alive(current.get("pid"))):
+        if training_running() or (current.get("state") == "starting" and _starting_alive(current)):
             raise TrainingInProgressError()
+        if if_due and not training_due():
+            return None
         job_id = secrets.token_hex(6)
-        status = {"job_id": job_id, "state": "starting", "requested_at": now_iso(), "progress": 0.0,
+        status = {"job_id": job_id, "state": "starting", "requested_at": now_iso(), "progress": 0.0, "host": HOST,
                   "types": {key: {"state": "pending"} for key in [*keys, TASTE_KEY]}}
         status_write(status)
         log_dir = Path(settings.VAR_DIR) / "training"
@@ -121,7 +149,7 @@ def job_environment() -> dict[str, str]:
     return {**os.environ, "NEO4J_BOLT_URL": settings.NEO4J_BOLT_URL, "NEO4J_PASSWORD": settings.NEO4J_PASSWORD,
             "NEO4J_DATABASE": settings.NEO4J_DATABASE, "MUSICBUD_MODEL_DIR": str(settings.MUSICBUD_MODEL_DIR),
             "MUSICBUD_MODEL_HMAC_KEY": settings.MUSICBUD_MODEL_HMAC_KEY, "MUSICBUD_VAR_DIR": str(settings.VAR_DIR),
-            "MUSICBUD_LIVE": "false", "MUSICBUD_TRAIN_EVERY": "off"}
+            "REDIS_URL": settings.REDIS_URL, "MUSICBUD_LIVE": "false", "MUSICBUD_TRAIN_EVERY": "off"}
 
 
 async def training_status_aget() -> dict:
@@ -194,9 +222,11 @@ def training_schedule_start() -> None:
             time.sleep(check)
             try:
                 if training_due() and not training_running():
-                    training_job_start()
+                    training_job_start(if_due=True)
             except TrainingInProgressError:
                 pass  # another worker (or host) started it
+            except shared_state.SharedStateUnavailableError as exc:
+                logger.warning("The scheduled training waits for Redis: %s", exc)
             except OSError as exc:
                 logger.error("The training schedule could not start a job: %s", exc)
 

@@ -1,12 +1,14 @@
 """The training status file: what the running or last training run reports as it goes (per type state,
 metrics, seconds, errors), replaced atomically beside the models (MUSICBUD_MODEL_DIR/training_status.json)
-so that every process and worker sharing the model directory reads the same job."""
+so that every process and worker sharing the model directory reads the same job; with Redis (REDIS_URL) also
+there, which every host reads (app/services/shared_state.py; the file when Redis cannot answer)."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import secrets
+import socket
 import tempfile
 import threading
 from datetime import datetime, timezone
@@ -14,11 +16,14 @@ from pathlib import Path
 
 from django.conf import settings
 
+from app.services import shared_state
+
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = "training_status.json"
 HISTORY_FILE = "training_history.jsonl"  # one line per finished training run: each type's version and metrics
 HISTORY_KEEP = 50
+STATUS_KEY = "training:status"
 
 
 def now_iso() -> str:
@@ -30,6 +35,10 @@ def status_path() -> Path:
 
 
 def status_read() -> dict:
+    if shared_state.redis_configured():
+        status = shared_state.value_get(STATUS_KEY)
+        if status is not None:
+            return status
     try:
         return json.loads(status_path().read_text())
     except FileNotFoundError:
@@ -46,6 +55,8 @@ def status_write(status: dict) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(status, f, indent=1)
     os.replace(tmp, path)
+    if shared_state.redis_configured():
+        shared_state.value_set(STATUS_KEY, status)
 
 
 class JobReport:
@@ -58,7 +69,8 @@ class JobReport:
         else:
             self.status = {"job_id": job_id or secrets.token_hex(6), "requested_at": now_iso(),
                            "types": {key: {"state": "pending"} for key in keys}}
-        self.status.update(state="running", pid=os.getpid(), started_at=now_iso(), finished_at=None, error=None)
+        self.status.update(state="running", pid=os.getpid(), host=socket.gethostname(), started_at=now_iso(),
+                           finished_at=None, error=None)
         self._lock = threading.Lock()
 
     def _save(self) -> None:

@@ -7,7 +7,6 @@ file (the shared throttle) set `initial_in_thread` (musicbud/lean.py)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.cache import caches
 from django.core.exceptions import RequestDataTooBig
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema
@@ -18,6 +17,7 @@ from rest_framework.throttling import AnonRateThrottle
 
 from app.authentication import CachedJWTStatelessUserAuthentication
 from app.errors import ApplicationError
+from app.services.shared_state import throttle_cache
 from musicbud.lean import LeanAPIView
 
 
@@ -69,10 +69,10 @@ class AnonymousApiView(ApiView):
 
 
 class SharedThrottleCache:
-    """A throttle counted in a file-based cache that every worker process shares (a view using one sets
-    initial_in_thread: the count is file I/O)."""
+    """A throttle counted in a cache that every worker process shares, and every host with REDIS_URL
+    (app/services/shared_state.py; a view using one sets initial_in_thread: the count is file or network I/O)."""
 
-    cache = caches["throttle"]
+    cache = throttle_cache
 
 
 class SharedAnonThrottle(SharedThrottleCache, AnonRateThrottle):

@@ -14,6 +14,7 @@ class HealthApi(AnonymousApiView):
     @extend_schema(responses={200: shapes.envelope_serializer("HealthEnvelope", shapes.inline_serializer(
         name="Health", fields={
             "status": serializers.CharField(), "neo4j": serializers.CharField(),
+            "redis": serializers.ChoiceField(choices=["off", "up", "down"]),
             "models": serializers.DictField(child=serializers.JSONField(allow_null=True)),
             "change_feed": shapes.inline_serializer(name="ChangeFeed", fields={
                 "worker": serializers.IntegerField(), "polls": serializers.IntegerField(), "lag_seconds": serializers.FloatField(allow_null=True),

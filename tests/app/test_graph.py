@@ -68,3 +68,62 @@ def test_health_says_down_at_once_for_a_dead_server(dead_neo4j):
     started = time.monotonic()
     assert graph.is_reachable() is False
     assert time.monotonic() - started < 1.0
+
+
+# --- a cluster's routing URL, and reads as read transactions ---------------------------------------------------
+
+@pytest.mark.parametrize("url", ["neo4j://db.example:7687", "neo4j+s://db.example:7687", "bolt+s://db.example"])
+def test_routing_urls_are_accepted_in_neo4j_bolt_url(monkeypatch, url):
+    from musicbud.env import ConfigError, env_url
+
+    monkeypatch.setenv("NEO4J_BOLT_URL", url)
+    assert env_url("NEO4J_BOLT_URL", "", schemes=("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")) == url
+    monkeypatch.setenv("NEO4J_BOLT_URL", url.replace("neo4j", "http").replace("bolt", "http"))
+    with pytest.raises(ConfigError):
+        env_url("NEO4J_BOLT_URL", "", schemes=("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"))
+
+
+@pytest.fixture
+def routing_neo4j(neo4j, settings):
+    """Settings pointed at the tests' Neo4j through a neo4j:// routing URL (the server answers the routing table)."""
+    settings.NEO4J_BOLT_URL = neo4j.bolt_url.replace("bolt://", "neo4j://")
+    graph.close()
+    yield
+    graph.close()
+
+
+def test_a_routing_url_gives_a_routing_driver_that_reads_and_writes(routing_neo4j):
+    from neo4j import Neo4jDriver
+
+    assert isinstance(graph.driver(), Neo4jDriver)  # routing: reads to readers, writes to the leader
+    graph.query("MERGE (p:RoutingProbe {name: 'x'})")
+    try:
+        assert graph.read("MATCH (p:RoutingProbe) RETURN p.name AS name") == [{"name": "x"}]
+    finally:
+        graph.query("MATCH (p:RoutingProbe) DELETE p")
+
+
+def test_reads_run_in_read_transactions_which_refuse_a_write(routing_neo4j):
+    from neo4j.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        graph.read("CREATE (:RoutingProbe {name: 'must not exist'})")
+    assert "AccessMode" in refused.value.code or "read" in refused.value.message.lower()
+    assert graph.read("MATCH (p:RoutingProbe) RETURN count(p) AS n") == [{"n": 0}]
+
+
+def test_extraction_and_the_change_feed_read_through_the_routing_url(routing_neo4j, clean_graph):
+    from datetime import datetime, timezone
+
+    from app.content_types import CONTENT_TYPES
+    from app.services import recommendation_data_service as data
+    from app.services.demo_data import demo_graph_generate, demo_graph_write
+
+    demo = demo_graph_generate(seed=3, users=20, items_per_type=10, interactions_per_user=6,
+                               until=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    demo_graph_write(demo=demo, progress=False)
+    ct = CONTENT_TYPES[0]
+    extracted = data.interactions_for(content_type=ct)
+    assert extracted.nnz == len(demo.interactions[ct.key]) > 0
+    assert sum(data.edge_counts(content_types=[ct]).values()) == extracted.nnz
+    assert data.edges_since(content_types=[ct], since=datetime(2000, 1, 1, tzinfo=timezone.utc), limit=5)
