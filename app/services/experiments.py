@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from ai import experiments as stats
 from ai.model_store import save_model
-from ai.recommendation_engine import make_recommender
+from ai.recommendation_engine import ENGINES, make_recommender
 from app.content_types import BY_KEY, BY_MODEL_KEY, ContentType
 from app.errors import ApplicationError, ServiceUnavailableError
 from app.services.model_registry import hmac_key, registry
@@ -192,11 +192,13 @@ def _validated_arms(arms: list[dict]) -> list[Arm]:
             if params:
                 raise ExperimentInputError(f"arms[{i}].params", "the current model takes no parameters")
         else:
-            try:  # the engine registry says which engines and parameters exist
+            if engine not in ENGINES:
+                raise ExperimentInputError(f"arms[{i}].engine", f"unknown engine {engine!r}; use {CURRENT!r} or one "
+                                                                 f"of {', '.join(ENGINES)}")
+            try:  # the engine registry says which parameters exist
                 make_recommender(engine, **params)
             except (ValueError, TypeError) as exc:
-                field = f"arms[{i}].engine" if "engine" in str(exc) else f"arms[{i}].params"
-                raise ExperimentInputError(field, str(exc)) from None
+                raise ExperimentInputError(f"arms[{i}].params", str(exc)) from None
         share = arm.get("share")
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share):
             raise ExperimentInputError(f"arms[{i}].share", "a number in (0, 1]")
