@@ -112,7 +112,7 @@ def test_a_liked_movie_leaves_the_next_answer_within_the_feed_interval(timed_gra
     assert {i["reason"] for i in ask("user_newcomer")} <= {"trending", "popular"}  # the chain for a stranger
     settings.MUSICBUD_FEED_SECONDS = 0.1
     live.start()
-    assert {i["reason"] for i in ask("user_newcomer")} == {"popular"}
+    assert {i["reason"] for i in ask("user_newcomer")} <= {"trending", "popular"}
     like("newcomer", _movie(7))  # group B's
     wait_until(lambda: ask("user_newcomer")[0]["reason"] == "personalised", timeout=3)
     recs = ask("user_newcomer", n=4)

@@ -29,7 +29,7 @@ PUBLIC = {"login", "login-no-slash", "auth-login", "auth-login-json", "token-ref
           "auth-refresh", "health", "health-no-slash", "health-root", "schema", "docs", "redoc", "recommendations-public",
           "discover-public", "discover-public-trending", "discover-public-trending-no-slash", "discover-public-genres",
           "discover-public-genres-no-slash", "content-public-details", "discover-public-details"}
-SAMPLES = {"type_key": "podcasts", "item_id": "tt0000001"}  # an unknown type too must not answer before auth
+SAMPLES = {"type_key": "podcasts", "item_id": "tt0000001", "experiment_id": "1"}  # an unknown type too must not answer before auth
 
 
 def _patterns(patterns=None, prefix: str = "/"):
