@@ -1,7 +1,6 @@
 """Metrics at their limits, one hand-computed case each, the split's guarantees, and evaluate()."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -221,16 +220,16 @@ class TestEvaluate:
         assert result["precision_at_k"] == pytest.approx(lightfm_precision(reference, test, train, k=5).mean())
         assert result["auc"] == pytest.approx(auc_score(reference, test, train).mean(), abs=1e-4)
 
-    def test_it_evaluates_943_users_by_1682_items_well_under_a_second(self):
+    def test_it_evaluates_every_user_of_a_movielens_100k_sized_matrix(self):
+        # its speed is bench/quality.py's to report (a timed unit test fails on a loaded machine)
         rng = np.random.default_rng(0)
         matrix = sp.random(943, 1682, density=0.063, format="csr", random_state=rng, dtype=np.float32)
         matrix.data[:] = 1.0
         train, test = train_test_split_per_user(matrix)
         model = PopularityRecommender().fit(train)
-        start = time.perf_counter()
         result = evaluate(model, train, test, k=10)
-        assert time.perf_counter() - start < 1.0
         assert result["users_evaluated"] == 943
+        assert 0.0 < result["precision_at_k"] <= 1.0
 
     def test_it_refuses_matrices_that_do_not_match_the_model(self):
         train = relevance([[0, 1]], n_items=6)
