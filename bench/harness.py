@@ -339,16 +339,17 @@ class BenchStack:
             return json.loads(response.read())["access_token"]
 
 
-    def tokens_of(self, names_code: str, name: str) -> Path:
+    def tokens_of(self, names_code: str, name: str, *, first_id: int = 2_000_000) -> Path:
         """Access tokens (one per line, in bench/<size>/<name>.txt) of the usernames a Python expression over the
-        served `registry` gives (a list), each with a login's claims and the server's key."""
+        served `registry` gives (a list), each with a login's claims (user ids from `first_id`) and the server's
+        key."""
         code = (
             "from rest_framework_simplejwt.tokens import AccessToken\n"
             "from app.services.model_registry import registry\n"
             f"names = {names_code}\n"
             "for number, name in enumerate(names):\n"
             "    token = AccessToken()\n"
-            "    token['user_id'], token['username'] = str(2_000_000 + number), name\n"
+            f"    token['user_id'], token['username'] = str({int(first_id)} + number), name\n"
             "    print('TOKEN', token)\n")
         out = self.manage("shell", "-c", code, env=self.env(MUSICBUD_LOG_LEVEL="WARNING"))
         tokens = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("TOKEN ")]
@@ -363,22 +364,9 @@ class BenchStack:
         login gives (user id, username), signed with the server's key: load in which no user (so no cached
         answer and no verified token) repeats while there are more tokens than requests. Written one per line to
         a file of the stack's directory (what bench/wrk_many_users.lua reads); returns its path."""
-        code = (
-            "from rest_framework_simplejwt.tokens import AccessToken\n"
-            "from app.services.model_registry import registry\n"
-            "movie = registry.get('movie')\n"
-            "known = sorted(name for name, uid in registry.users().items() if uid in movie.user_map)\n"
-            f"for number, name in enumerate(known[:{int(count)}]):\n"
-            "    token = AccessToken()\n"
-            "    token['user_id'], token['username'] = str(1_000_000 + number), name\n"
-            "    print('TOKEN', token)\n")
-        out = self.manage("shell", "-c", code, env=self.env(MUSICBUD_LOG_LEVEL="WARNING"))
-        tokens = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("TOKEN ")]
-        if not tokens:
-            raise BenchError(f"no user of the movie model to make tokens for:\n{out[-2000:]}")
-        path = self.dir / "many_users_tokens.txt"
-        path.write_text("\n".join(tokens) + "\n")
-        return path
+        known = ("sorted(name for movie in [registry.get('movie')] for name, uid in registry.users().items() "
+                 f"if uid in movie.user_map)[:{int(count)}]")
+        return self.tokens_of(known, "many_users_tokens", first_id=1_000_000)
 
 @contextlib.contextmanager
 def stack_waiting(size: GraphSize, *, wait_seconds: float = 1800, **options: Any) -> Iterator[BenchStack]:

@@ -8,7 +8,9 @@ from pathlib import Path
 _TMP = Path(os.environ.setdefault("MUSICBUD_TEST_TMP", tempfile.mkdtemp(prefix="musicbud-tests-")))
 os.environ.setdefault("MUSICBUD_MODEL_DIR", str(_TMP / "models"))
 os.environ.setdefault("MUSICBUD_VAR_DIR", str(_TMP / "var"))
-os.environ.setdefault("LIGHTFM_THREADS", "2")
+# One LightFM thread: with two, Hogwild updates race and a seeded fit differs run to run, so a test on a
+# hand-built graph could pass here and fail in CI; with one, a seed gives the same model every time.
+os.environ.setdefault("LIGHTFM_THREADS", "1")
 # model selection: LightFM (and the popularity baseline) only, so trainings stay fast; tests that select among
 # more candidates say so (tests/app/test_training.py)
 os.environ.setdefault("MUSICBUD_CANDIDATES", "lightfm")
