@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -48,6 +48,10 @@ def envelope_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, RequestDataTooBig):
         return envelope("The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent):
+        return envelope("Too many query or form parameters.", status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, SuspiciousOperation):
+        return envelope("Bad request.", status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, TokenError):
         exc = InvalidToken(exc.args[0] if exc.args else None)
     if isinstance(exc, exceptions.APIException):
@@ -68,3 +72,28 @@ def envelope_exception_handler(exc, context):
         return envelope(_message_of(exc.detail), exc.status_code, headers=headers)
     logger.error("Unhandled error in %s", context.get("view").__class__.__name__ if context else "?", exc_info=exc)
     return envelope("Internal server error.", status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+# --- Django's own error pages (musicbud/urls.py's handler400/403/404/500) ---------------------------------------
+# What no view answers: a path no pattern matches (/v1/experiments/x/), a query string Django refuses before any
+# view runs (too many fields), an error outside DRF. Each gets the same envelope as a view's error, never HTML.
+def _django_envelope(message: str, status_code: int):
+    from django.http import JsonResponse
+
+    return JsonResponse({"success": False, "message": message, "data": None}, status=status_code)
+
+
+def bad_request(request, exception=None):
+    return _django_envelope("Bad request.", status.HTTP_400_BAD_REQUEST)
+
+
+def permission_denied(request, exception=None):
+    return _django_envelope(_MESSAGES[exceptions.PermissionDenied], status.HTTP_403_FORBIDDEN)
+
+
+def page_not_found(request, exception=None):
+    return _django_envelope("Not found.", status.HTTP_404_NOT_FOUND)
+
+
+def server_error(request):
+    return _django_envelope("Internal server error.", status.HTTP_500_INTERNAL_SERVER_ERROR)

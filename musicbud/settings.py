@@ -242,7 +242,9 @@ SPECTACULAR_SETTINGS.update(
 # Trending (ai/trending.py): an edge counts half as much MUSICBUD_TRENDING_HALF_LIFE_HOURS after it was made (168:
 # one week); edges without created_at are dated when the service first saw them.
 MUSICBUD_TRENDING_HALF_LIFE_HOURS = env_float("MUSICBUD_TRENDING_HALF_LIFE_HOURS", 168.0, minimum=0.01)
-# New items (app/services/new_items.py): how often a worker looks for catalogue items its models do not have.
+# New items (app/services/new_items.py): whether answers rank catalogue items the models do not have (from their
+# features), and how often a worker looks for them.
+MUSICBUD_NEW_ITEMS = env_bool("MUSICBUD_NEW_ITEMS", True)
 MUSICBUD_NEW_ITEMS_SECONDS = env_float("MUSICBUD_NEW_ITEMS_SECONDS", 60.0, minimum=0.0)
 # --- A/B testing (app/services/experiments.py, experiment_outcomes.py) ---
 # A worker reads the running experiments from the database at most every MUSICBUD_EXPERIMENT_REFRESH_SECONDS

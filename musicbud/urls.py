@@ -23,3 +23,9 @@ urlpatterns += [
     path("dashboard/login/", dashboard.login_view, name="dashboard-login"),
     path("dashboard/logout/", dashboard.logout_view, name="dashboard-logout"),
 ]
+
+# What no view answers (no pattern matches, Django refuses the request) is answered in the API's envelope too.
+handler400 = "app.exception_handlers.bad_request"
+handler403 = "app.exception_handlers.permission_denied"
+handler404 = "app.exception_handlers.page_not_found"
+handler500 = "app.exception_handlers.server_error"

@@ -94,7 +94,9 @@ def _held(ct: ContentType, model: TrainedModel) -> tuple[NewItems | None, bool]:
 
 async def new_items_aget(*, content_type: ContentType, model: TrainedModel) -> NewItems:
     """The model's new items. The first look for a model waits for it (in a thread); later looks run in a
-    background thread while requests go on with what is held."""
+    background thread while requests go on with what is held. None at all with MUSICBUD_NEW_ITEMS off."""
+    if not settings.MUSICBUD_NEW_ITEMS:
+        return NONE
     items, due = _held(content_type, model)
     if not due:
         return items

@@ -4,7 +4,9 @@ Per request the seed loaded the type's joblib files (model, user map, item map, 
 `predict` on every item for the user, sorted every score, and read the top items' details from Neo4j. This
 does the same with today's files: each file's HMAC is still checked before it is unpickled (nothing
 unverified is ever unpickled), and a LightFM object is rebuilt from the saved factors, since the service
-keeps factors rather than LightFM objects. Mounted only when MUSICBUD_BENCH_BASELINE is set (app/urls.py).
+keeps factors rather than LightFM objects. When the selection serves a model with no LightFM factors (a blend,
+EASE), that model's own score of every item stands in for `predict`: still everything loaded, scored and
+sorted again per request. Mounted only when MUSICBUD_BENCH_BASELINE is set (app/urls.py).
 """
 from __future__ import annotations
 
@@ -61,11 +63,15 @@ def _seed_design(username: str, content_type: str, n: int) -> list[dict]:
     uid = user_uid_get(username=username)
     files = _load_verified(ct.model_key)
     row = files["user_map"].get(uid) if uid is not None else None
-    if row is None or not isinstance(files["model"]["model"], FactorModelBase):
+    if row is None:
         raise ServiceUnavailableError("The seed's design only served users the model knows.")
-    lfm = _lightfm_from_factors(files["model"]["model"])
-    n_items = len(files["item_map"])
-    scores = lfm.predict(int(row), np.arange(n_items, dtype=np.int32), num_threads=1)
+    model = files["model"]["model"]
+    if isinstance(model, FactorModelBase):
+        lfm = _lightfm_from_factors(model)
+        n_items = len(files["item_map"])
+        scores = lfm.predict(int(row), np.arange(n_items, dtype=np.int32), num_threads=1)
+    else:  # the selection chose a model with no LightFM factors (a blend, EASE): its own score of every item
+        scores = np.array(model.score_items(np.array([int(row)]))[0], dtype=np.float64)
     scores[files["matrix"][row].indices] = -np.inf  # what the user already has
     item_ids = {col: key for key, col in files["item_map"].items()}
     top = [item_ids[int(i)] for i in np.argsort(-scores)[:n]]

@@ -15,6 +15,9 @@ __all__ = ["DEFAULT_DIVERSITY", "FILTER_PARAMS", "YEAR_PARAMS", "FilterQuerySeri
 DEFAULT_DIVERSITY = 0.0
 FILTER_PARAMS = frozenset({"genre", "exclude", "diversity"})
 YEAR_PARAMS = frozenset({"year_min", "year_max"})
+# An excluded id's longest form (ids are IMDb, MAL, Spotify or uuid keys: tens of characters). With MAX_EXCLUDED
+# of them the query stays far below the ~64 KB request line uvicorn accepts.
+ID_MAX_LENGTH = 256
 
 # A genre parameter names at least one genre: some character that is not a comma or a space (and no NUL).
 GENRE_NAMES = RegexValidator(r"^[^\x00]*[^\x00,\s][^\x00]*$", "Name at least one genre (names separated by commas).")
@@ -32,7 +35,8 @@ class FilterQuerySerializer(serializers.Serializer):
         help_text="Only items of these genres (any of them; case does not matter): the parameter repeated, or names "
                   "separated by commas. Items without genres never match.")
     exclude = serializers.ListField(
-        child=serializers.CharField(max_length=4096, validators=[ITEM_IDS]), required=False, max_length=MAX_EXCLUDED,
+        child=serializers.CharField(max_length=ID_MAX_LENGTH, validators=[ITEM_IDS]), required=False,
+        max_length=MAX_EXCLUDED,
         help_text=f"Item ids never returned (at most {MAX_EXCLUDED}): repeated, or separated by commas.")
     diversity = serializers.FloatField(
         min_value=0.0, max_value=1.0, default=DEFAULT_DIVERSITY,

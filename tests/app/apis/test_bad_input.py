@@ -125,3 +125,18 @@ async def test_a_body_that_is_not_the_expected_one_gets_a_4xx(client, body, cont
         status = 415  # the refresh endpoints take JSON only
     response = await client.post(url, body, content_type=content_type)
     _error(response, status)
+
+
+@pytest.mark.parametrize("url", ["/v1/experiments/x/", "/v1/no-such-endpoint/", "/v1/recommendations/movies/a/b/similar/",
+                                 "/nothing-here"])
+async def test_a_path_no_endpoint_matches_is_a_404_in_the_envelope_not_html(client, url):
+    response = await client.get(url)
+    assert response["Content-Type"].startswith("application/json")
+    assert _error(response, 404)["message"] == "Not found."
+
+
+async def test_a_query_string_django_refuses_is_a_400_in_the_envelope(client):
+    fields = "&".join(f"f{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = await client.get(f"/v1/recommendations/public/?{fields}")
+    assert response["Content-Type"].startswith("application/json")
+    _error(response, 400)
