@@ -1,12 +1,11 @@
 """What the staff dashboard shows (app/views/dashboard_views.py renders it): per type the served model, its last
 training's metrics (beside popularity's where a candidates table gives them), the candidates table when model
 selection wrote one into the manifest, the held-out metrics over the last trainings as inline SVG; the training
-job; live serving figures from the metrics (app/services/metrics.py); Neo4j; the A/B experiments when a service
-for them exists (app/services/experiments.py, read defensively: the dashboard works without it).
+job; live serving figures from the metrics (app/services/metrics.py); Neo4j; the A/B experiments
+(app/services/experiments.py).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -15,6 +14,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from ai.model_store import ModelIntegrityError, read_manifest
 from app import graph
@@ -139,25 +139,21 @@ def model_rows() -> list[dict]:
 
 
 def experiments_get() -> dict:
-    """{"available": bool, "experiments": [flat dicts]} from the A/B service when it exists (any of the functions
-    experiments_list / experiments_get / experiments_report it offers); the dashboard never fails on it."""
+    """{"available": True, "experiments": [one flat row per experiment]} (app/services/experiments.py: its arms
+    as "name share", engine); the dashboard never fails on it: a database that cannot be read is logged and
+    shown as no experiments, "available": False."""
+    from app.services.experiments import experiments_rows
+
     try:
-        module = importlib.import_module("app.services.experiments")
-    except ImportError:
+        rows = experiments_rows()
+    except DatabaseError:
+        logger.warning("The experiments could not be read for the dashboard", exc_info=True)
         return {"available": False, "experiments": []}
-    for name in ("experiments_list", "experiments_get", "experiments_report"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            try:
-                found = fn()
-            except TypeError:  # a signature we do not know (keyword-only arguments): say so, do not guess
-                logger.warning("app.services.experiments.%s needs arguments the dashboard does not have", name)
-                continue
-            items = found if isinstance(found, list) else (list(found.values()) if isinstance(found, dict) else [])
-            flat = [{k: v for k, v in item.items() if not isinstance(v, (dict, list))} if isinstance(item, dict)
-                    else {"experiment": str(item)} for item in items]
-            return {"available": True, "experiments": flat}
-    return {"available": True, "experiments": []}
+    return {"available": True, "experiments": [
+        {"id": e["id"], "name": e["name"], "type": e["content_type"], "state": e["state"],
+         "arms": ", ".join(f"{a['name']} {a['share']:g} ({a['engine']})" for a in e["arms"]),
+         "promoted": e["promoted_arm"] or "", "created": e["created_at"][:19].replace("T", " ")}
+        for e in rows]}
 
 
 class ServingFigures:

@@ -339,10 +339,15 @@ def experiment_row(experiment_id: int):
         raise UnknownExperimentError(f"No experiment {experiment_id}.") from None
 
 
-async def experiments_list() -> list[dict]:
+def experiments_rows() -> list[dict]:
+    """Every experiment, newest first (the database read: call it from a thread or a sync view)."""
     from app.models import Experiment
 
-    return await asyncio.to_thread(lambda: [_experiment_json(r) for r in Experiment.objects.order_by("-id")])
+    return [_experiment_json(r) for r in Experiment.objects.order_by("-id")]
+
+
+async def experiments_list() -> list[dict]:
+    return await asyncio.to_thread(experiments_rows)
 
 
 async def experiment_get(*, experiment_id: int) -> dict:

@@ -46,13 +46,17 @@ def test_model_rows_show_the_manifest_and_the_history(tmp_path, settings):
     assert rows["manga"]["error"] and rows["anime"]["version"] is None  # unreadable, and never trained
 
 
-def test_experiments_are_absent_without_their_service():
-    found = dashboard.experiments_get()
-    assert set(found) == {"available", "experiments"}
-    try:
-        import app.services.experiments  # noqa: F401
-    except ImportError:
-        assert found == {"available": False, "experiments": []}
+@pytest.mark.django_db
+def test_the_experiments_table_has_one_row_per_experiment_with_its_arms():
+    from app.models import Experiment
+
+    assert dashboard.experiments_get() == {"available": True, "experiments": []}
+    Experiment.objects.create(name="als-vs-current", content_type="movie", state=Experiment.RUNNING, window_days=7,
+                              arms=[{"name": "control", "engine": "current", "params": {}, "share": 0.5},
+                                    {"name": "als", "engine": "als", "params": {}, "share": 0.5}])
+    [row] = dashboard.experiments_get()["experiments"]
+    assert row["name"] == "als-vs-current" and row["type"] == "movies" and row["state"] == Experiment.RUNNING
+    assert row["arms"] == "control 0.5 (current), als 0.5 (als)" and row["promoted"] == ""
 
 
 @pytest.mark.parametrize("seconds, text", [(None, "—"), (5, "5 s"), (120, "2.0 min"), (7200, "2.0 h")])
