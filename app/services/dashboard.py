@@ -152,8 +152,29 @@ def experiments_get() -> dict:
     return {"available": True, "experiments": [
         {"id": e["id"], "name": e["name"], "type": e["content_type"], "state": e["state"],
          "arms": ", ".join(f"{a['name']} {a['share']:g} ({a['engine']})" for a in e["arms"]),
-         "promoted": e["promoted_arm"] or "", "created": e["created_at"][:19].replace("T", " ")}
+         "promoted": e["promoted_arm"] or "", "created": e["created_at"][:19].replace("T", " "),
+         **_report_columns(e["id"])}
         for e in rows]}
+
+
+def _report_columns(experiment_id: int) -> dict:
+    """The report's verdict and each arm's users, conversion rate and (against the control) p-value, in words
+    (app/services/experiment_outcomes.py; always-valid p-values, so reading it on every page view is sound)."""
+    from app.services.experiment_outcomes import experiment_report_get
+
+    try:
+        report = experiment_report_get(experiment_id=experiment_id)
+    except DatabaseError:
+        logger.warning("The report of experiment %s could not be read for the dashboard", experiment_id,
+                       exc_info=True)
+        return {"verdict": "report unavailable", "outcomes": ""}
+
+    def arm_text(arm: dict) -> str:
+        text = f"{arm['name']}: {arm['users']} users, {arm['conversions']} converted ({arm['conversion_rate']:.1%})"
+        versus = arm["versus_control"]
+        return text + (f", p {versus['p_value']:.3g}" if versus else "")
+
+    return {"verdict": report["verdict"], "outcomes": "; ".join(arm_text(a) for a in report["arms"])}
 
 
 class ServingFigures:

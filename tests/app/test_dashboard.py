@@ -57,6 +57,8 @@ def test_the_experiments_table_has_one_row_per_experiment_with_its_arms():
     [row] = dashboard.experiments_get()["experiments"]
     assert row["name"] == "als-vs-current" and row["type"] == "movies" and row["state"] == Experiment.RUNNING
     assert row["arms"] == "control 0.5 (current), als 0.5 (als)" and row["promoted"] == ""
+    assert row["outcomes"] == "control: 0 users, 0 converted (0.0%); als: 0 users, 0 converted (0.0%), p 1"
+    assert row["verdict"]
 
 
 @pytest.mark.parametrize("seconds, text", [(None, "—"), (5, "5 s"), (120, "2.0 min"), (7200, "2.0 h")])
