@@ -107,6 +107,11 @@ class ContentType:
     def detail_properties(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.details)
 
+    @property
+    def has_years(self) -> bool:
+        """Whether the type's items have a year (a `year` detail): the year_min / year_max filters apply."""
+        return "year" in self.detail_properties
+
 
 DEFAULT_SCORE_WEIGHT = 5.0
 

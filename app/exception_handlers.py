@@ -32,8 +32,12 @@ def _message_of(detail) -> str:
     return str(detail)
 
 
+def _error_body(message: str) -> dict:
+    return {"success": False, "message": message, "data": None}
+
+
 def envelope(message: str, status_code: int, errors: dict | None = None, headers: dict | None = None) -> Response:
-    body = {"success": False, "message": message, "data": None}
+    body = _error_body(message)
     if errors:
         body["errors"] = errors
     return Response(body, status=status_code, headers=headers)
@@ -80,7 +84,7 @@ def envelope_exception_handler(exc, context):
 def _django_envelope(message: str, status_code: int):
     from django.http import JsonResponse
 
-    return JsonResponse({"success": False, "message": message, "data": None}, status=status_code)
+    return JsonResponse(_error_body(message), status=status_code)
 
 
 def bad_request(request, exception=None):

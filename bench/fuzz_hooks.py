@@ -38,16 +38,15 @@ _ALIASED_QUERY = (("n", "limit"), ("type", "content_type"))
 
 
 # /v1/recommendations/public/ filters by year only for a type whose items have one (a 400 says so otherwise).
-_YEAR_TYPES = {ct.key for ct in CONTENT_TYPES if any(f.name == "year" for f in ct.details)}  # has_years
+_YEAR_TYPES = {ct.key for ct in CONTENT_TYPES if ct.has_years}
 _URL_MAX = 60_000
 
 
 def _url_length(case) -> int:
     from urllib.parse import urlencode
 
-    path = case.formatted_path if hasattr(case, "formatted_path") else case.path
     query = case.query if isinstance(case.query, dict) else {}
-    return len(path) + len(urlencode(query, doseq=True))
+    return len(case.formatted_path) + len(urlencode(query, doseq=True))
 
 
 @schemathesis.hook

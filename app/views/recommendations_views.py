@@ -35,18 +35,13 @@ class YearFilteredCountSerializer(CountSerializer, YearQuerySerializer):
     """The same with year_min / year_max (a type whose items have a year)."""
 
 
-def has_years(ct: ContentType) -> bool:
-    """Whether the type's items have a year (the table's details say): year_min / year_max apply."""
-    return any(f.name == "year" for f in ct.details)
-
-
 def query_serializer(ct: ContentType):
-    return YearFilteredCountSerializer if has_years(ct) else FilteredCountSerializer
+    return YearFilteredCountSerializer if ct.has_years else FilteredCountSerializer
 
 
 def query_params(ct: ContentType | None) -> frozenset[str]:
     """The query parameters of a type's recommendation and similar endpoints."""
-    return frozenset({"n"}) | FILTER_PARAMS | (YEAR_PARAMS if ct is None or has_years(ct) else frozenset())
+    return frozenset({"n"}) | FILTER_PARAMS | (YEAR_PARAMS if ct is None or ct.has_years else frozenset())
 
 
 _ERRORS = {400: shapes.error_envelope(), 401: shapes.error_envelope(), 404: shapes.error_envelope(),
@@ -248,8 +243,8 @@ class PublicRecommendationsApi(GuestApiView):
         def validate(self, attrs):
             attrs = super().validate(attrs)
             years = attrs["item_filter"].year_min is not None or attrs["item_filter"].year_max is not None
-            if years and not (attrs["type"] in BY_KEY and has_years(BY_KEY[attrs["type"]])):
-                with_years = [ct.key for ct in CONTENT_TYPES if has_years(ct)]
+            if years and not (attrs["type"] in BY_KEY and BY_KEY[attrs["type"]].has_years):
+                with_years = [ct.key for ct in CONTENT_TYPES if ct.has_years]
                 raise serializers.ValidationError({"year_min": [
                     f"year_min and year_max apply to {', '.join(with_years)} only: give type={with_years[0]}."]})
             return attrs
