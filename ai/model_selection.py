@@ -16,8 +16,11 @@ the table; it is served only when no candidate can be fitted (the fallback chain
 anyway), and a type where it beats every candidate is logged as a WARNING. A candidate that cannot fit this data (EASE over too many items, a missing
 package, a diverged fit) is recorded as skipped with its reason.
 
-Capping the validation users bounds the evaluation work (1,000 users x 20,000 items ranked per candidate);
-the fits themselves are full fits on the fit part, so the chosen configuration is measured as it is served.
+Capping the validation users bounds the evaluation work (1,000 users x 20,000 items ranked per candidate).
+With ``max_fit_interactions`` (a large type), the candidates are fitted on the rows of a random sample of users
+holding about that many interactions, the validation users (and the caller's held-out users) always among them:
+the choice is made on a model of the same kind and parameters fitted on less data, and the winner alone is then
+fitted on everything, which keeps a training's cost about one full fit per type plus a bounded selection.
 
 Nothing here knows Django or Neo4j.
 """
@@ -42,7 +45,7 @@ from ai.recommender_base import FittedMatrix, RecommenderBase
 logger = logging.getLogger(__name__)
 
 __all__ = ["BASELINE", "BLEND", "CandidateResult", "Selection", "held_out_report", "model_memory_bytes",
-           "select_model", "users_holdout_split"]
+           "select_model", "users_holdout_split", "users_sample"]
 
 BASELINE = "popularity"
 BLEND = "blend"
@@ -52,6 +55,7 @@ SELECT_FRACTION = 0.2
 SELECT_USERS = 1000
 MODEL_MAX_MB = 20.0
 EASE_MAX_ITEMS = 8000
+SELECT_FIT_INTERACTIONS = 60_000  # candidates of a bigger type are fitted on a sample of users holding about this many
 BLEND_SIZE = 3  # the blend is of at most this many of the best candidates
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "auc", "coverage", "users_evaluated")
 SKIPPABLE = (CatalogueTooLargeError, ImportError, FloatingPointError, MemoryError, ValueError)
@@ -139,6 +143,7 @@ class Selection:
     fitted: dict[str, RecommenderBase] = field(repr=False)  # fitted on the fit part; held_out_report drops them
     blend_of: tuple[str, ...] | None = None
     blend_weights: tuple[float, ...] | None = None
+    sampled: bool = False  # the candidates were fitted on a sample of users: the winner must be fitted again
 
     def build(self, name: str | None = None) -> RecommenderBase:
         """A new, unfitted recommender of the chosen candidate (or of `name`)."""
@@ -161,12 +166,38 @@ def _scored(model: RecommenderBase, fit_part: sp.csr_matrix, validation: sp.csr_
     return {key: result[key] for key in METRICS if result[key] is not None}
 
 
+def users_sample(matrix: sp.csr_matrix, *, max_interactions: int, keep: np.ndarray | None = None, seed: int = 44
+                 ) -> sp.csr_matrix:
+    """The rows of a random sample of users holding about `max_interactions` interactions (the others emptied,
+    the shape kept so that ids still line up); the rows of `keep` are always in it. The matrix itself when it
+    holds no more than that."""
+    if matrix.nnz <= max_interactions:
+        return matrix
+    sizes = np.diff(matrix.indptr)
+    chosen = np.zeros(matrix.shape[0], dtype=bool)
+    if keep is not None and len(keep):
+        chosen[np.asarray(keep, dtype=np.int64)] = True
+    budget = max_interactions - int(sizes[chosen].sum())
+    others = np.flatnonzero(~chosen & (sizes > 0))
+    order = np.random.default_rng(seed).permutation(others)
+    taken = order[:int(np.searchsorted(np.cumsum(sizes[order]), max(budget, 0), side="right"))]
+    chosen[taken] = True
+    sample = (sp.diags(chosen.astype(np.float32)) @ matrix).tocsr()
+    sample.eliminate_zeros()
+    return sample
+
+
 def select_model(*, train: sp.csr_matrix, candidates: dict[str, Callable[[], RecommenderBase]],
                  fraction: float = 0.2, max_users: int = 1000, seed: int = 43, k: int = 10, blend: bool = True,
-                 max_memory_mb: float | None = None, show_progress: bool = False) -> Selection:
+                 max_memory_mb: float | None = None, show_progress: bool = False,
+                 max_fit_interactions: int | None = None, keep_users: np.ndarray | None = None) -> Selection:
     """Fit every candidate (name -> factory of an unfitted recommender) on a validation split of `train` and
     choose the best (see the module docstring). Popularity is added as the baseline when it is not a candidate.
-    max_memory_mb: a candidate (or blend) whose serving arrays are bigger is scored and shown, never chosen."""
+    max_memory_mb: a candidate (or blend) whose serving arrays are bigger is scored and shown, never chosen.
+    max_fit_interactions: above it, the candidates are fitted on a sample of users holding about that many
+    interactions (the validation users and `keep_users`, e.g. the caller's held-out users, always among them):
+    the fitted candidates then only know those users, so the caller fits the winner again on everything
+    (`Selection.sampled`)."""
     started = time.perf_counter()
     factories = dict(candidates)
     if BASELINE not in factories:
@@ -174,10 +205,20 @@ def select_model(*, train: sp.csr_matrix, candidates: dict[str, Callable[[], Rec
 
         factories[BASELINE] = lambda: PopularityRecommender(use_weights=True)
     fit_part, validation = users_holdout_split(train, fraction=fraction, max_users=max_users, seed=seed)
+    sampled = max_fit_interactions is not None and fit_part.nnz > max_fit_interactions
+    if sampled:
+        keep = np.flatnonzero(np.diff(validation.indptr) > 0)
+        if keep_users is not None:
+            keep = np.union1d(keep, np.asarray(keep_users, dtype=np.int64))
+        fit_part = users_sample(fit_part, max_interactions=max_fit_interactions, keep=keep, seed=seed + 1)
     protocol = {"validation": f"{fraction:g} of the items of at most {max_users} users of the training part "
                               f"(seed {seed}); the held-out evaluation part is never seen",
                 "validation_users": int((np.diff(validation.indptr) > 0).sum()),
-                "validation_interactions": int(validation.nnz), "fit_interactions": int(fit_part.nnz), "k": k}
+                "validation_interactions": int(validation.nnz), "fit_interactions": int(fit_part.nnz), "k": k,
+                "fit_users": int((np.diff(fit_part.indptr) > 0).sum()),
+                "fit_sample": (f"the candidates were fitted on a sample of users holding about "
+                               f"{max_fit_interactions:,} interactions (the validation and held-out users among "
+                               f"them); the winner is fitted again on every interaction") if sampled else None}
     results: dict[str, CandidateResult] = {}
     fitted: dict[str, RecommenderBase] = {}
     if validation.nnz == 0:  # too little data to validate: the first candidate that fits is served
@@ -203,7 +244,7 @@ def select_model(*, train: sp.csr_matrix, candidates: dict[str, Callable[[], Rec
                     row.validation.get("ndcg_at_k", float("nan")), k, row.validation.get("precision_at_k", float("nan")),
                     row.fit_seconds, row.memory_mb)
     selection = Selection(chosen=BASELINE, results=results, protocol=protocol, seconds=0.0, factories=factories,
-                          fitted=fitted)
+                          fitted=fitted, sampled=sampled)
     if blend and validation.nnz:
         _blend_candidate(selection, fit_part, validation, k, max_memory_mb)
     scored = [r for r in results.values() if r.status == "scored" and r.eligible]

@@ -120,6 +120,14 @@ if _UNKNOWN_CANDIDATES:
 # the validation split: this share of the items of at most this many users of the training part
 MUSICBUD_SELECT_VALIDATION = env_float("MUSICBUD_SELECT_VALIDATION", model_selection.SELECT_FRACTION, minimum=0.0)
 MUSICBUD_SELECT_USERS = env_int("MUSICBUD_SELECT_USERS", model_selection.SELECT_USERS, minimum=0)
+# above this many interactions in a type's fit part, the candidates are fitted on a sample of users holding about
+# this many (validation and held-out users always in it) and the winner is fitted again on every interaction:
+# a training's cost stays about one full fit per type plus a bounded selection. 0: candidates see every user.
+MUSICBUD_SELECT_FIT_INTERACTIONS = env_int("MUSICBUD_SELECT_FIT_INTERACTIONS",
+                                           model_selection.SELECT_FIT_INTERACTIONS, minimum=0)
+# LightFM hybrid (item features) is a candidate of types with at most this many interactions: it is the costliest
+# fit and, with enough interactions per item, identity factors learn what the features say. 0: always a candidate.
+MUSICBUD_HYBRID_MAX_INTERACTIONS = env_int("MUSICBUD_HYBRID_MAX_INTERACTIONS", 150_000, minimum=0)
 # EASE inverts an items x items matrix: types with more items leave it out (8,000: ~1 GB while fitting)
 MUSICBUD_EASE_MAX_ITEMS = env_int("MUSICBUD_EASE_MAX_ITEMS", model_selection.EASE_MAX_ITEMS, minimum=1)
 # a candidate whose serving arrays exceed this many MB is scored but never served: 7 types of the 1M graph (50k

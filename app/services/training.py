@@ -20,6 +20,7 @@ from django.conf import settings
 from ai.item_features import item_features_from_details
 from ai.model_selection import (
     BLEND,
+    CandidateResult,
     LIGHTFM_FAMILY,
     candidate_factories,
     held_out_report,
@@ -57,13 +58,21 @@ def epochs_for_run(*, interactions: dict[str, int], retrained: list[str]) -> int
     fewer when the run's fits would do more than LIGHTFM_EPOCH_BUDGET interaction-epochs in all, never fewer
     than LIGHTFM_MIN_EPOCHS. `interactions`: the edges of every type (the taste model learns them all);
     `retrained`: the model keys fitted in this run: once per LightFM candidate (MUSICBUD_CANDIDATES: lightfm,
-    lightfm_hybrid), once more when small enough to be refitted."""
+    lightfm_hybrid; on a sample of users above MUSICBUD_SELECT_FIT_INTERACTIONS), once more when the winner is
+    fitted again (small enough to refit, or selected on a sample)."""
     epochs = lightfm_parameters()["epochs"]
     refit = settings.MUSICBUD_EVAL_HOLDOUT > 0 and settings.MUSICBUD_EVAL_USERS > 0
-    fits = max(1, sum(name in settings.MUSICBUD_CANDIDATES for name in LIGHTFM_FAMILY))
-    work = sum(interactions.values()) + sum(
-        n * (fits + (1 if refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS else 0))
-        for key, n in interactions.items() if key in retrained)
+    cap = settings.MUSICBUD_SELECT_FIT_INTERACTIONS or None
+    hybrid_cap = settings.MUSICBUD_HYBRID_MAX_INTERACTIONS or None
+
+    def type_work(n: int) -> int:  # the candidates' fits (on a sample above the cap), then the winner's refit
+        fits = max(1, sum(name in settings.MUSICBUD_CANDIDATES for name in LIGHTFM_FAMILY
+                          if name != "lightfm_hybrid" or hybrid_cap is None or n <= hybrid_cap))
+        sampled = cap is not None and n > cap
+        return fits * (cap if sampled else n) + (
+            n if sampled or (refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS) else 0)
+
+    work = sum(interactions.values()) + sum(type_work(n) for key, n in interactions.items() if key in retrained)
     budget = settings.LIGHTFM_EPOCH_BUDGET
     if budget <= 0 or work * epochs <= budget:
         return epochs
@@ -100,15 +109,25 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     timings["details_seconds"] = round(time.perf_counter() - t0, 3)
     features, feature_names = item_features_from_details(inter.item_ids, items)
     names = settings.MUSICBUD_CANDIDATES
+    hybrid_cap = settings.MUSICBUD_HYBRID_MAX_INTERACTIONS
+    hybrid_left_out = "lightfm_hybrid" in names and hybrid_cap and inter.nnz > hybrid_cap
+    if hybrid_left_out:  # the costliest fit, for the data where identity factors have enough to learn from
+        names = [name for name in names if name != "lightfm_hybrid"]
     params = lightfm_parameters(epochs=epochs)
     selection = select_model(
         train=train, fraction=settings.MUSICBUD_SELECT_VALIDATION, max_users=settings.MUSICBUD_SELECT_USERS,
         blend=BLEND in names, max_memory_mb=settings.MUSICBUD_MODEL_MAX_MB or None, show_progress=show_progress,
+        max_fit_interactions=settings.MUSICBUD_SELECT_FIT_INTERACTIONS or None,
+        keep_users=np.flatnonzero(np.diff(test.indptr) > 0),
         candidates=candidate_factories(names, threads=settings.LIGHTFM_THREADS,
                                        random_state=settings.LIGHTFM_RANDOM_STATE, lightfm_params=params,
                                        item_features=features, feature_names=feature_names,
                                        ease_max_items=settings.MUSICBUD_EASE_MAX_ITEMS))
     timings["fit_seconds"] = round(selection.seconds, 3)  # every candidate fitted and validated
+    if hybrid_left_out:
+        selection.results["lightfm_hybrid"] = CandidateResult(
+            name="lightfm_hybrid", engine="lightfm_hybrid", params={}, status="skipped",
+            reason=f"{inter.nnz:,} interactions > MUSICBUD_HYBRID_MAX_INTERACTIONS ({hybrid_cap:,})")
     model = selection.fitted[selection.chosen]  # fitted on train minus the validation split
     popularity = PopularityRecommender().fit(inter.matrix)
     t0 = time.perf_counter()
@@ -123,8 +142,10 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         logger.info("%s model (%s): P@10 %.4f R@10 %.4f NDCG@10 %.4f AUC %.4f coverage %.4f on %d held-out users",
                     ct.model_key, selection.chosen, metrics["precision_at_k"], metrics["recall_at_k"],
                     metrics["ndcg_at_k"], metrics["auc"], metrics["coverage"], metrics["users_evaluated"])
-    if inter.nnz <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS and (test.nnz or selection.protocol["validation_users"]):
-        # small enough to fit again: serve the chosen candidate learned from every interaction (held-out ones too)
+    if selection.sampled or (inter.nnz <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS
+                             and (test.nnz or selection.protocol["validation_users"])):
+        # the candidates saw a sample of the users, or the type is small enough to fit again: serve the chosen
+        # candidate learned from every interaction (held-out ones too)
         t0 = time.perf_counter()
         model = selection.build().fit(inter.matrix, show_progress=show_progress)
         timings["refit_seconds"] = round(time.perf_counter() - t0, 3)

@@ -15,6 +15,7 @@ from ai.model_selection import (
     held_out_report,
     select_model,
     users_holdout_split,
+    users_sample,
 )
 from ai.popularity import PopularityRecommender
 from ai.recommender_base import FittedMatrix, RecommenderBase
@@ -136,3 +137,36 @@ def test_item_features_come_from_genres_decades_types_and_artists():
     features, names = item_features_from_details(["a", "b", "c", "d", "e"], details)
     assert names == ["artist:x", "decade:1990", "genre:action", "type:tv"]  # drama: one item only
     assert features.toarray().tolist() == [[0, 1, 1, 0], [0, 1, 1, 0], [1, 0, 0, 1], [1, 0, 0, 1], [0, 0, 0, 0]]
+
+
+def test_a_user_sample_keeps_whole_rows_the_kept_users_and_about_the_budget():
+    matrix = tribes(n_users=600)
+    keep = np.array([0, 5, 599])
+    sample = users_sample(matrix, max_interactions=1200, keep=keep, seed=1)
+    assert sample.shape == matrix.shape
+    rows = np.flatnonzero(np.diff(sample.indptr) > 0)
+    assert set(keep.tolist()) <= set(rows.tolist())
+    assert 1200 - 12 < sample.nnz <= 1200  # whole users of 12 items each, up to the budget
+    for row in rows:  # a sampled user keeps every item they have
+        assert (sample[row] != matrix[row]).nnz == 0
+    assert users_sample(matrix, max_interactions=matrix.nnz, keep=keep) is matrix
+
+
+def test_candidates_of_a_large_type_are_fitted_on_a_sample_with_every_validation_and_kept_user(matrix):
+    train, test = users_holdout_split(matrix, fraction=0.2, max_users=30, seed=42)
+    held = np.flatnonzero(np.diff(test.indptr) > 0)
+    Reversed.fitted_on = []
+    selection = select_model(train=train, candidates={"reversed": Reversed, "ease": lambda: EASERecommender(
+        regularization=5.0)}, fraction=0.25, max_users=30, blend=False, max_fit_interactions=500, keep_users=held)
+    assert selection.sampled and selection.protocol["fit_sample"]
+    fitted_on = Reversed.fitted_on[0]
+    fitted_users = set(np.flatnonzero(np.diff(fitted_on.indptr) > 0).tolist())
+    assert fitted_on.nnz <= 500 + 12 and fitted_on.nnz < train.nnz * 0.7
+    assert set(held.tolist()) <= fitted_users  # the held-out users are there to be measured
+    assert selection.protocol["fit_users"] == len(fitted_users) < matrix.shape[0]
+    assert selection.chosen == "ease"  # the item-item model still wins on a sample
+    held_out_report(selection, train=train, test=test)
+    assert selection.results["ease"].held_out["ndcg_at_k"] > selection.results["reversed"].held_out["ndcg_at_k"]
+    unsampled = select_model(train=train, candidates={"ease": lambda: EASERecommender(regularization=5.0)},
+                             fraction=0.25, max_users=30, blend=False, max_fit_interactions=train.nnz)
+    assert not unsampled.sampled and unsampled.protocol["fit_sample"] is None

@@ -12,13 +12,25 @@ def test_a_small_graph_keeps_the_tuned_epochs(settings):
 
 def test_a_big_graph_gets_fewer_epochs_within_the_budget(settings):
     settings.LIGHTFM_EPOCH_BUDGET, settings.LIGHTFM_MIN_EPOCHS = 18_000_000, 2
-    settings.MUSICBUD_REFIT_MAX_INTERACTIONS = 250_000
+    settings.MUSICBUD_REFIT_MAX_INTERACTIONS, settings.MUSICBUD_SELECT_FIT_INTERACTIONS = 250_000, 0
     counts = {"movie": 400_000, "anime": 200_000, "track": 100_000}
     epochs = epochs_for_run(interactions=counts, retrained=TYPES)
     # per epoch: every type once (400k + 200k + 100k), the two small ones again (refit), the taste model (700k)
     work = 700_000 + 300_000 + 700_000
     assert epochs == 18_000_000 // work == 10
     assert epochs * work <= 18_000_000
+
+
+def test_a_sampled_type_counts_its_sample_per_candidate_one_full_fit_and_no_hybrid_over_its_cap(settings):
+    settings.LIGHTFM_EPOCH_BUDGET, settings.LIGHTFM_MIN_EPOCHS = 18_000_000, 1
+    settings.MUSICBUD_REFIT_MAX_INTERACTIONS, settings.MUSICBUD_SELECT_FIT_INTERACTIONS = 250_000, 50_000
+    settings.MUSICBUD_CANDIDATES = ["lightfm", "lightfm_hybrid", "als"]
+    settings.MUSICBUD_HYBRID_MAX_INTERACTIONS = 100_000
+    counts = {"movie": 600_000, "anime": 40_000, "track": 0}
+    # the taste model (640k); movie: LightFM on a 50k sample (the hybrid is left out over 100k), then the winner
+    # on all 600k; anime (under both caps): the two LightFM candidates on all of it, then its refit
+    work = 640_000 + (50_000 + 600_000) + (2 * 40_000 + 40_000)
+    assert epochs_for_run(interactions=counts, retrained=TYPES) == 18_000_000 // work
 
 
 def test_types_not_retrained_count_only_for_the_taste_model(settings):
@@ -99,6 +111,25 @@ def test_every_training_selects_among_the_candidates_and_the_held_out_part_never
     assert trained.manifest["counts"]["item_features"] >= 2  # the two genres (and the decades)
     assert trained.manifest["metrics"]["ndcg_at_k"] == selection["candidates"][selection["chosen"]]["held_out"][
         "ndcg_at_k"]
+
+
+def test_a_large_type_is_selected_on_a_sample_of_users_and_its_winner_served_from_every_interaction(
+        tribes_graph, settings, tmp_path):
+    settings.MUSICBUD_MODEL_DIR = tmp_path
+    settings.MUSICBUD_CANDIDATES = ["lightfm", "lightfm_hybrid", "ease"]
+    settings.MUSICBUD_SELECT_VALIDATION = 0.25
+    settings.MUSICBUD_EVAL_USERS = settings.MUSICBUD_SELECT_USERS = 5
+    settings.MUSICBUD_SELECT_FIT_INTERACTIONS, settings.MUSICBUD_HYBRID_MAX_INTERACTIONS = 70, 150
+    trained = training.model_train(content_type=tribes_graph, epochs=10)  # 200 interactions: over both caps
+    selection = trained.manifest["selection"]
+    assert selection["protocol"]["fit_sample"] and selection["protocol"]["fit_interactions"] <= 70
+    assert selection["protocol"]["fit_users"] < 40
+    assert selection["served"] == "refitted on every interaction" and "refit_seconds" in trained.manifest["timings"]
+    hybrid = selection["candidates"]["lightfm_hybrid"]
+    assert hybrid["status"] == "skipped" and "MUSICBUD_HYBRID_MAX_INTERACTIONS" in hybrid["reason"]
+    assert selection["candidates"]["ease"]["status"] == selection["candidates"]["lightfm"]["status"] == "scored"
+    assert trained.model.score_items([0]).shape[1] == trained.matrix.shape[1]
+    assert trained.manifest["counts"]["users"] == len(trained.user_map) == 40  # every user served, not the sample
 
 
 def test_the_training_status_and_train_models_show_the_selection(tribes_graph, settings, tmp_path):
