@@ -2,7 +2,11 @@
 extracted from the graph, its item details read, its model chosen among the candidates on a validation split of
 its training part (ai/model_selection.py: the held-out slice is kept out of it), measured on the held-out slice,
 saved atomically with the whole selection table, then the joint taste model over every type. `models_train` is the run; the API, the management command and
-test_recommendations.py start it through the recommendation service's façade."""
+test_recommendations.py start it through the recommendation service's façade.
+
+A/B experiments (app/services/experiments.py): with MUSICBUD_EXPERIMENTS on, after a type is trained the engine
+arms of its running experiment are fitted again on the same interactions, and at the end of the run the arm models
+of experiments that no longer run are deleted (app/services/experiment_arms.py)."""
 from __future__ import annotations
 
 import fcntl
@@ -37,6 +41,7 @@ from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
 from app.services import shared_state
+from app.services.experiment_arms import experiment_arm_models_collect, experiment_arms_refit
 from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
 from app.services.training_status import JobReport, status_read
 
@@ -367,6 +372,10 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
         report.type_state(ct.model_key, "done", version=trained.version, seconds=round(time.perf_counter() - t0, 1),
                           metrics=trained.manifest.get("metrics") or {}, engine=trained.manifest.get("engine"),
                           selection=selection_summary(trained.manifest.get("selection")))
+        # the running experiment's arms, on the same interactions (with experiments off: none is served, none refitted)
+        arms = experiment_arms_refit(base=trained, epochs=epochs) if settings.MUSICBUD_EXPERIMENTS else {}
+        if arms:
+            report.type_state(ct.model_key, "done", experiment_arms=arms)
     t0 = time.perf_counter()
     report.type_state(TASTE_KEY, "training")
     try:
@@ -381,6 +390,9 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
         logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
         results[TASTE_KEY] = False
         report.type_state(TASTE_KEY, "failed", error=str(exc))
+    collected = experiment_arm_models_collect() if settings.MUSICBUD_EXPERIMENTS else []
+    if collected:
+        report.status["collected_arm_models"] = collected
     logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
     report.finish(results)
     return results
