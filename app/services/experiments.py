@@ -6,7 +6,8 @@ interactions the type's served model learned from (its matrix), saved through th
 own (`<type>_x<token>_<arm index>`), so every worker and host loads it like any model. The fits run in a job
 process of their own (`manage.py experiment_arms`), never in a serving worker, while the creating request waits;
 each training of the type fits them again on its fresh interactions; stopping or promoting the experiment deletes
-their files (app/services/experiment_arms.py).
+their files (app/services/experiment_arms.py). Promoting an engine arm pins the type's trainings to its engine
+(app/services/promotions.py).
 
 Experiments live in Django's database (app/models.py): every worker reads the running ones at most every
 MUSICBUD_EXPERIMENT_REFRESH_SECONDS (in a thread; the request path reads memory). A user's arm is
@@ -41,6 +42,7 @@ from app.content_types import BY_KEY, BY_MODEL_KEY, ContentType
 from app.errors import ApplicationError, ServiceUnavailableError
 from app.services.experiment_arms import arm_model_key, experiment_arm_models_delete
 from app.services.model_registry import hmac_key, registry
+from app.services.promotions import Promotion, promotion_pin
 
 logger = logging.getLogger(__name__)
 
@@ -359,10 +361,11 @@ def _arm_keys(row) -> list[str]:
 
 async def experiment_promote(*, experiment_id: int, arm: str) -> dict:
     """The arm's model becomes the type's served model (saved as a new version of the type's model: every worker
-    serves it within MUSICBUD_MODEL_RELOAD_SECONDS), the experiment stops and its arms' model files are deleted. The
-    model promoted is the arm's while the experiment runs; once stopped (its arms' files deleted), the arm is fitted
-    again on the type's served model's interactions (a job, as at creation). The "current" arm keeps the type's
-    model as it is. The next training of the type fits its model again as training does."""
+    serves it within MUSICBUD_MODEL_RELOAD_SECONDS), the experiment stops and its arms' model files are deleted. An
+    engine arm pins the type: its next trainings fit the arm's engine and parameters instead of selecting
+    (app/services/promotions.py). The model promoted is the arm's while the experiment runs; once stopped (its arms'
+    files deleted), the arm is fitted again on the type's served model's interactions (a job, as at creation).
+    The "current" arm keeps the type's model, and how it is trained, as they are."""
     from app.models import Experiment
 
     row = await asyncio.to_thread(experiment_row, experiment_id)
@@ -377,6 +380,9 @@ async def experiment_promote(*, experiment_id: int, arm: str) -> dict:
             await _arms_train(ct, [Arm(name=chosen["name"], engine=chosen["engine"], params=chosen.get("params") or {},
                                        share=chosen["share"], model_key=chosen["model_key"])], name=row.name)
         await asyncio.to_thread(_promote_model, row, chosen)
+        await asyncio.to_thread(promotion_pin, promotion=Promotion(
+            model_key=row.content_type, experiment=row.name, arm=chosen["name"], engine=chosen["engine"],
+            params=chosen.get("params") or {}, promoted_at=timezone.now().isoformat(timespec="seconds")))
 
     def mark():
         row.state, row.promoted_arm = Experiment.PROMOTED, arm
