@@ -24,6 +24,10 @@ is signed too, so a wrong key is refused up front.
 
 Concurrent savers use unique temporary names and take a per-content-type lock (``fcntl.flock``) for the
 rename / switch / prune step; the last one to switch wins. Readers need no lock.
+
+Deleting a model (``delete_model``) removes its manifest first, atomically, then its version directories: from the
+first step on no reader starts loading it, and a reader that had read the manifest finds a file missing and loads
+nothing (files are verified, so half a model is never loaded); what a process already loaded stays in its memory.
 """
 from __future__ import annotations
 
@@ -68,7 +72,9 @@ __all__ = [
     "ModelIntegrityError",
     "ModelNotFoundError",
     "current_version",
+    "delete_model",
     "load_model",
+    "model_keys",
     "model_saved",
     "read_manifest",
     "save_model",
@@ -275,6 +281,51 @@ def _prune(directory: Path, content_type: str, *, current: str, keep_versions: i
         with contextlib.suppress(OSError):
             if now - path.stat().st_mtime > _STALE_TEMP_SECONDS:  # left by a crashed save
                 shutil.rmtree(path, ignore_errors=True)
+
+
+# --- list and delete --------------------------------------------------------------------------------
+def model_keys(model_dir: str | os.PathLike) -> set[str]:
+    """The keys ("content types") with a manifest or a version directory in `model_dir` (empty when there is none)."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        return set()
+    pattern = re.compile(rf"^([a-z0-9_]{{1,64}})(?:_manifest\.json|-{_VERSION})$")
+    return {m.group(1) for p in directory.iterdir() if (m := pattern.match(p.name))}
+
+
+def delete_model(model_dir: str | os.PathLike, content_type: str) -> bool:
+    """Remove every version of a model and its manifest; True when there was something to remove.
+
+    Under the type's lock (a concurrent save waits, then writes a new model of that key: deleting is for models
+    nothing saves any more): the manifest goes first (one unlink: from then on the model is not there), then each
+    version directory is renamed away (no path names a half-removed version) and removed, then temporary
+    directories of saves that crashed, then the lock file itself."""
+    ct = _check_content_type(content_type)
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        return False
+    pattern = re.compile(rf"^{re.escape(ct)}-{_VERSION}$")
+    with _locked(directory, ct):
+        manifest = _manifest_path(directory, ct)
+        found = manifest.exists()
+        manifest.unlink(missing_ok=True)
+        _fsync_dir(directory)
+        for path in list(directory.iterdir()):
+            if pattern.match(path.name):
+                found = True
+                trash = directory / f".{path.name}.{secrets.token_hex(4)}.deleted"
+                os.rename(path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        now = time.time()
+        for path in directory.glob(f".{ct}-*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > _STALE_TEMP_SECONDS:  # left by a crashed save (not one under way)
+                    shutil.rmtree(path, ignore_errors=True)
+        (directory / f".{ct}.lock").unlink(missing_ok=True)
+    _fsync_dir(directory)
+    if found:
+        logger.info("deleted the %s model from %s", ct, directory)
+    return found
 
 
 # --- load -------------------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ urlpatterns += [
     path("experiments/<int:experiment_id>/stop/", experiment_views.ExperimentStopApi.as_view(), name="experiment-stop"),
     path("experiments/<int:experiment_id>/promote/", experiment_views.ExperimentPromoteApi.as_view(),
          name="experiment-promote"),
+    path("experiments/promotions/<str:content_type>/", experiment_views.PromotionApi.as_view(),
+         name="experiment-promotion"),
 ]
 urlpatterns += [path(f"recommendations/{ct.key}/<str:item_id>/similar/", recs.TYPED_SIMILAR_VIEWS[ct.key].as_view(),
                      name=f"similar-{ct.key}") for ct in CONTENT_TYPES]

@@ -4,7 +4,10 @@ An experiment compares recommenders on one content type. Each arm is either the 
 or an engine of ai/recommendation_engine.py's registry (`make_recommender(engine, **params)`) fitted on the same
 interactions the type's served model learned from (its matrix), saved through the model store under a key of its
 own (`<type>_x<token>_<arm index>`), so every worker and host loads it like any model. The fits run in a job
-process of their own (`manage.py experiment_arms`), never in a serving worker, while the creating request waits.
+process of their own (`manage.py experiment_arms`), never in a serving worker, while the creating request waits;
+each training of the type fits them again on its fresh interactions; stopping or promoting the experiment deletes
+their files (app/services/experiment_arms.py). Promoting an engine arm pins the type's trainings to its engine
+(app/services/promotions.py).
 
 Experiments live in Django's database (app/models.py): every worker reads the running ones at most every
 MUSICBUD_EXPERIMENT_REFRESH_SECONDS (in a thread; the request path reads memory). A user's arm is
@@ -33,11 +36,13 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from ai import experiments as stats
-from ai.model_store import save_model
+from ai.model_store import ModelIntegrityError, ModelNotFoundError, load_model, save_model
 from ai.recommendation_engine import ENGINES, make_recommender
 from app.content_types import BY_KEY, BY_MODEL_KEY, ContentType
 from app.errors import ApplicationError, ServiceUnavailableError
+from app.services.experiment_arms import arm_model_key, experiment_arm_models_delete
 from app.services.model_registry import hmac_key, registry
+from app.services.promotions import Promotion, promotion_pin
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +241,16 @@ async def experiment_create(*, name: str, content_type: str, arms: list[dict], w
     if base is None:
         raise ServiceUnavailableError(f"No {ct.key} model is trained yet: train one before experimenting on it.")
     token = secrets.token_hex(4)
-    valid = [replace(a, model_key=None if a.engine == CURRENT else f"{ct.model_key}_x{token}_{i}")
+    valid = [replace(a, model_key=None if a.engine == CURRENT else arm_model_key(model_key=ct.model_key, token=token,
+                                                                                 index=i))
              for i, a in enumerate(valid)]
-    versions = await _arms_train(ct, [a for a in valid if a.model_key], name=name)
-    valid = [replace(a, version=versions.get(a.model_key) if a.model_key else base.version) for a in valid]
-    row = await asyncio.to_thread(_store, name, ct, valid, float(window))
+    try:
+        versions = await _arms_train(ct, [a for a in valid if a.model_key], name=name)
+        valid = [replace(a, version=versions.get(a.model_key) if a.model_key else base.version) for a in valid]
+        row = await asyncio.to_thread(_store, name, ct, valid, float(window))
+    except Exception:  # nothing was created: neither are the arms' models kept
+        await asyncio.to_thread(experiment_arm_models_delete, model_keys=[a.model_key for a in valid if a.model_key])
+        raise
     experiments_cache_clear()
     logger.info("Experiment %s on %s started: %s", name, ct.key, [(a.name, a.engine, a.share) for a in valid])
     return _experiment_json(row)
@@ -298,35 +308,6 @@ async def _arms_train(ct: ContentType, arms: list[Arm], *, name: str) -> dict[st
         return json.loads(out.read_text())
 
 
-def experiment_arms_train(*, spec: dict) -> dict[str, str]:
-    """The job's work (`manage.py experiment_arms`): each arm's engine fitted on the matrix of the type's served
-    model (the interactions it learned from), with the same item details, id maps and popularity, saved under the
-    arm's model key; {model key: version}. LightFM arms start from the service's parameters (threads, seed,
-    SERVICE_DEFAULTS), overridden by the arm's."""
-    from app.services.training import lightfm_parameters
-
-    key = spec["type"]
-    base = registry.get(key)
-    if base is None:
-        raise ServiceUnavailableError(f"No {key} model is saved: nothing to fit the arms on.")
-    versions = {}
-    for arm in spec["arms"]:
-        params = {**lightfm_parameters(), **arm["params"]} if arm["engine"] == "lightfm" else dict(arm["params"])
-        started = time.perf_counter()
-        engine = make_recommender(arm["engine"], **params)
-        engine.fit(base.matrix)
-        seconds = round(time.perf_counter() - started, 3)
-        trained = replace(base, content_type=arm["model_key"], model=engine, manifest={
-            "trained_at": timezone.now().isoformat(timespec="seconds"),
-            "snapshot": (base.manifest or {}).get("snapshot"), "engine": engine.name, "parameters": params,
-            "experiment": {"name": spec["experiment"], "arm": arm["name"], "base_version": base.version},
-            "counts": {}, "metrics": {}, "timings": {"fit_seconds": seconds}})
-        versions[arm["model_key"]] = save_model(settings.MUSICBUD_MODEL_DIR, trained, hmac_key=hmac_key())
-        logger.info("Experiment %s: arm %s (%s) fitted in %.1fs, saved as %s version %s", spec["experiment"],
-                    arm["name"], arm["engine"], seconds, arm["model_key"], versions[arm["model_key"]])
-    return versions
-
-
 # --- reading, stopping, promoting -----------------------------------------------------------------------------
 
 def experiment_row(experiment_id: int):
@@ -355,7 +336,8 @@ async def experiment_get(*, experiment_id: int) -> dict:
 
 
 async def experiment_stop(*, experiment_id: int) -> dict:
-    """Stop serving the experiment (its counts stay; its report can still be read). Idempotent."""
+    """Stop serving the experiment (its counts stay; its report can still be read) and delete its arms' model files.
+    Idempotent."""
     def stop():
         from app.models import Experiment
 
@@ -369,25 +351,40 @@ async def experiment_stop(*, experiment_id: int) -> dict:
     row = await asyncio.to_thread(stop)
     experiments_cache_clear()
     await _flush_now()
+    await asyncio.to_thread(experiment_arm_models_delete, model_keys=_arm_keys(row))
     return _experiment_json(row)
+
+
+def _arm_keys(row) -> list[str]:
+    return [a["model_key"] for a in row.arms if a.get("model_key")]
 
 
 async def experiment_promote(*, experiment_id: int, arm: str) -> dict:
     """The arm's model becomes the type's served model (saved as a new version of the type's model: every worker
-    serves it within MUSICBUD_MODEL_RELOAD_SECONDS), and the experiment stops. The "current" arm keeps the type's
-    model as it is. The next training of the type fits its model again as training does."""
+    serves it within MUSICBUD_MODEL_RELOAD_SECONDS), the experiment stops and its arms' model files are deleted. An
+    engine arm pins the type: its next trainings fit the arm's engine and parameters instead of selecting
+    (app/services/promotions.py). The model promoted is the arm's while the experiment runs; once stopped (its arms'
+    files deleted), the arm is fitted again on the type's served model's interactions (a job, as at creation).
+    The "current" arm keeps the type's model, and how it is trained, as they are."""
+    from app.models import Experiment
+
     row = await asyncio.to_thread(experiment_row, experiment_id)
     chosen = next((a for a in row.arms if a["name"] == arm), None)
     if chosen is None:
         raise ExperimentInputError("arm", f"no arm {arm!r}; arms: {[a['name'] for a in row.arms]}")
-    if row.state == "promoted":
+    if row.state == Experiment.PROMOTED:
         raise ExperimentConflictError(f"Experiment {row.name!r} was promoted already ({row.promoted_arm}).")
     if chosen.get("model_key"):
+        if row.state != Experiment.RUNNING:
+            ct = BY_MODEL_KEY[row.content_type]
+            await _arms_train(ct, [Arm(name=chosen["name"], engine=chosen["engine"], params=chosen.get("params") or {},
+                                       share=chosen["share"], model_key=chosen["model_key"])], name=row.name)
         await asyncio.to_thread(_promote_model, row, chosen)
+        await asyncio.to_thread(promotion_pin, promotion=Promotion(
+            model_key=row.content_type, experiment=row.name, arm=chosen["name"], engine=chosen["engine"],
+            params=chosen.get("params") or {}, promoted_at=timezone.now().isoformat(timespec="seconds")))
 
     def mark():
-        from app.models import Experiment
-
         row.state, row.promoted_arm = Experiment.PROMOTED, arm
         row.stopped_at = row.stopped_at or timezone.now()
         row.save(update_fields=["state", "promoted_arm", "stopped_at"])
@@ -396,14 +393,18 @@ async def experiment_promote(*, experiment_id: int, arm: str) -> dict:
     row = await asyncio.to_thread(mark)
     experiments_cache_clear()
     await _flush_now()
+    await asyncio.to_thread(experiment_arm_models_delete, model_keys=_arm_keys(row))
     logger.info("Experiment %s: arm %s promoted to the %s model", row.name, arm, row.content_type)
     return _experiment_json(row)
 
 
 def _promote_model(row, arm: dict) -> None:
-    model = registry.get(arm["model_key"])
-    if model is None:
-        raise ServiceUnavailableError(f"The model of arm {arm['name']!r} ({arm['model_key']}) cannot be loaded.")
+    """Save the arm's model, as its file is (not as some worker holds it), as the type's new version."""
+    try:
+        model = load_model(settings.MUSICBUD_MODEL_DIR, arm["model_key"], hmac_key=hmac_key())
+    except (ModelNotFoundError, ModelIntegrityError) as exc:
+        raise ServiceUnavailableError(f"The model of arm {arm['name']!r} ({arm['model_key']}) cannot be loaded: "
+                                      f"{exc}") from None
     manifest = {k: v for k, v in (model.manifest or {}).items()
                 if k not in ("version", "files", "signature", "directory", "content_type", "format", "kind")}
     manifest["promoted_from"] = {"experiment": row.name, "arm": arm["name"], "model_key": arm["model_key"],

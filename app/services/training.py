@@ -2,7 +2,12 @@
 extracted from the graph, its item details read, its model chosen among the candidates on a validation split of
 its training part (ai/model_selection.py: the held-out slice is kept out of it), measured on the held-out slice,
 saved atomically with the whole selection table, then the joint taste model over every type. `models_train` is the run; the API, the management command and
-test_recommendations.py start it through the recommendation service's façade."""
+test_recommendations.py start it through the recommendation service's façade.
+
+A/B experiments (app/services/experiments.py): a type whose model was pinned by a promotion fits the promoted arm's
+engine and parameters instead of selecting (app/services/promotions.py); with MUSICBUD_EXPERIMENTS on, after a type
+is trained the engine arms of its running experiment are fitted again on the same interactions, and at the end of
+the run the arm models of experiments that no longer run are deleted (app/services/experiment_arms.py)."""
 from __future__ import annotations
 
 import fcntl
@@ -38,7 +43,9 @@ from app.errors import ServiceUnavailableError, TrainingInProgressError
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
 from app.services import shared_state
+from app.services.experiment_arms import arm_parameters, experiment_arm_models_collect, experiment_arms_refit
 from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
+from app.services.promotions import Promotion, promotion_get
 from app.services.training_status import JobReport, status_read
 
 logger = logging.getLogger(__name__)
@@ -89,10 +96,17 @@ def holdout_split(matrix: sp.csr_matrix, *, fraction: float, max_users: int, see
     return users_holdout_split(matrix, fraction=fraction, max_users=max_users, seed=seed)
 
 
+class PinnedModelError(RuntimeError):
+    """The engine a promotion pinned could not be fitted: the type's served model stays."""
+
+
 def model_train(*, content_type: ContentType, show_progress: bool = False, epochs: int | None = None
                 ) -> TrainedModel | None:
-    """Train, evaluate and save one type's model; None when the graph has no interactions of that type."""
+    """Train, evaluate and save one type's model; None when the graph has no interactions of that type. A type pinned
+    by a promotion fits the promoted arm's engine (the only candidate, beside the popularity baseline that is scored
+    for reference), whatever the memory budget; PinnedModelError when it cannot be fitted."""
     ct = content_type
+    pin = promotion_get(model_key=ct.model_key)
     timings = {}
     t0 = time.perf_counter()
     inter = data.interactions_for(content_type=ct)
@@ -114,17 +128,28 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     if hybrid_left_out:  # the costliest fit, for the data where identity factors have enough to learn from
         names = [name for name in names if name != "lightfm_hybrid"]
     params = lightfm_parameters(epochs=epochs)
+    if pin is None:
+        candidates = candidate_factories(names, threads=settings.LIGHTFM_THREADS,
+                                         random_state=settings.LIGHTFM_RANDOM_STATE, lightfm_params=params,
+                                         item_features=features, feature_names=feature_names,
+                                         ease_max_items=settings.MUSICBUD_EASE_MAX_ITEMS)
+    else:
+        candidates = pinned_candidate(pin=pin, epochs=epochs)
     selection = select_model(
         train=train, fraction=settings.MUSICBUD_SELECT_VALIDATION, max_users=settings.MUSICBUD_SELECT_USERS,
-        blend=BLEND in names, max_memory_mb=settings.MUSICBUD_MODEL_MAX_MB or None, show_progress=show_progress,
+        blend=pin is None and BLEND in names, show_progress=show_progress, candidates=candidates,
+        max_memory_mb=(settings.MUSICBUD_MODEL_MAX_MB or None) if pin is None else None,
         max_fit_interactions=settings.MUSICBUD_SELECT_FIT_INTERACTIONS or None,
-        keep_users=np.flatnonzero(np.diff(test.indptr) > 0),
-        candidates=candidate_factories(names, threads=settings.LIGHTFM_THREADS,
-                                       random_state=settings.LIGHTFM_RANDOM_STATE, lightfm_params=params,
-                                       item_features=features, feature_names=feature_names,
-                                       ease_max_items=settings.MUSICBUD_EASE_MAX_ITEMS))
+        keep_users=np.flatnonzero(np.diff(test.indptr) > 0))
+    if pin is not None:
+        pinned = selection.results[pin.engine]
+        if selection.chosen != pin.engine:
+            raise PinnedModelError(f"The {ct.model_key} model is pinned to {pin.engine} ({pin.reason}), which could "
+                                   f"not be fitted: {pinned.reason or pinned.status}. The served model stays; clear "
+                                   f"the pin (DELETE /v1/experiments/promotions/{ct.key}/) to select again.")
+        pinned.reason = pin.reason
     timings["fit_seconds"] = round(selection.seconds, 3)  # every candidate fitted and validated
-    if hybrid_left_out:
+    if hybrid_left_out and pin is None:
         selection.results["lightfm_hybrid"] = CandidateResult(
             name="lightfm_hybrid", engine="lightfm_hybrid", params={}, status="skipped",
             reason=f"{inter.nnz:,} interactions > MUSICBUD_HYBRID_MAX_INTERACTIONS ({hybrid_cap:,})")
@@ -172,7 +197,8 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
             "metrics": metrics,
             "parameters": model.get_params(),
             "selection": {**selection.table(), "served": "refitted on every interaction" if "refit_seconds" in
-                          timings else "as fitted for the selection (train minus the validation split)"},
+                          timings else "as fitted for the selection (train minus the validation split)",
+                          **({"reason": pin.reason, "pinned": pin.as_dict()} if pin else {})},
             "timings": timings,
         },
     )
@@ -186,6 +212,12 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     return trained
 
 
+def pinned_candidate(*, pin: Promotion, epochs: int | None = None) -> dict:
+    """The one candidate of a pinned type: the promoted arm's engine made as its arm was (arm_parameters)."""
+    parameters = arm_parameters(engine=pin.engine, params=pin.params, epochs=epochs)
+    return {pin.engine: lambda: make_recommender(pin.engine, **parameters)}
+
+
 def selection_summary(selection: dict | None) -> dict:
     """The selection table in short (what the training status, train_models and test_recommendations.py show):
     per candidate its status, validation and held-out P@10 / NDCG@10, fit seconds and memory."""
@@ -193,6 +225,7 @@ def selection_summary(selection: dict | None) -> dict:
         return {}
     short = lambda m: {k: round(m[k], 4) for k in ("precision_at_k", "ndcg_at_k") if k in m}  # noqa: E731
     return {"chosen": selection["chosen"], "seconds": selection.get("seconds"),
+            **({"reason": selection["reason"]} if selection.get("reason") else {}),
             "candidates": {name: {"status": row["status"], "reason": row.get("reason"),
                                   "validation": short(row.get("validation") or {}),
                                   "held_out": short(row.get("held_out") or {}),
@@ -202,7 +235,8 @@ def selection_summary(selection: dict | None) -> dict:
 
 def selection_table_lines(*, key: str, selection: dict) -> list[str]:
     """The selection table of one type as text lines (train_models, test_recommendations.py)."""
-    lines = [f"\n{key}: served {selection['chosen']} (selection {selection.get('seconds', 0):.1f}s; "
+    pinned = f"; {selection['reason']}" if selection.get("reason") else ""
+    lines = [f"\n{key}: served {selection['chosen']}{pinned} (selection {selection.get('seconds', 0):.1f}s; "
              f"{selection.get('protocol', {}).get('validation_users', 0)} validation users)",
              f"  {'candidate':15s} {'status':8s} {'val P@10':>8s} {'val NDCG':>8s} {'held P@10':>9s} "
              f"{'held NDCG':>9s} {'fit s':>7s} {'MB':>6s}"]
@@ -388,6 +422,10 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
         report.type_state(ct.model_key, "done", version=trained.version, seconds=round(time.perf_counter() - t0, 1),
                           metrics=trained.manifest.get("metrics") or {}, engine=trained.manifest.get("engine"),
                           selection=selection_summary(trained.manifest.get("selection")))
+        # the running experiment's arms, on the same interactions (with experiments off: none is served, none refitted)
+        arms = experiment_arms_refit(base=trained, epochs=epochs) if settings.MUSICBUD_EXPERIMENTS else {}
+        if arms:
+            report.type_state(ct.model_key, "done", experiment_arms=arms)
     t0 = time.perf_counter()
     report.type_state(TASTE_KEY, "training")
     try:
@@ -402,6 +440,9 @@ def _run(rows: list[ContentType], show_progress: bool, report: JobReport) -> dic
         logger.error("Training the joint taste model failed: %s", exc, exc_info=True)
         results[TASTE_KEY] = False
         report.type_state(TASTE_KEY, "failed", error=str(exc))
+    collected = experiment_arm_models_collect() if settings.MUSICBUD_EXPERIMENTS else []
+    if collected:
+        report.status["collected_arm_models"] = collected
     logger.info("Training finished in %.1fs: %s", time.perf_counter() - started, results)
     report.finish(results)
     return results

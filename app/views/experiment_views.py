@@ -1,5 +1,6 @@
-"""The A/B experiments API (staff only): define, list, read, report, stop, promote. Each view validates, awaits one
-service of app/services/experiments.py or experiment_outcomes.py and answers in the envelope."""
+"""The A/B experiments API (staff only): define, list, read, report, stop, promote, and a type's promotion pin (read,
+clear). Each view validates, awaits one service of app/services/experiments.py, experiment_outcomes.py or
+promotions.py and answers in the envelope."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ from rest_framework import serializers
 
 from app import serializers as shapes
 from app.content_types import CONTENT_TYPES
-from app.services import experiment_outcomes, experiments
+from app.services import experiment_outcomes, experiments, promotions
 from app.views.base import UserApiView, ok
 from app.views.recommendations_views import IsStaff
 
@@ -126,3 +127,28 @@ class ExperimentPromoteApi(StaffApiView):
         s.is_valid(raise_exception=True)
         data = await experiments.experiment_promote(experiment_id=experiment_id, arm=s.validated_data["arm"])
         return ok(f"Arm {data['promoted_arm']} promoted: it is the {data['content_type']} model now", data)
+
+
+def _promotion_serializer(name: str, field: str, help_text: str):
+    return shapes.inline_serializer(name=name, fields={
+        "content_type": serializers.CharField(),
+        field: shapes.inline_serializer(name=f"{name}Pin", allow_null=True, help_text=help_text, fields={
+            "experiment": serializers.CharField(), "arm": serializers.CharField(), "engine": serializers.CharField(),
+            "params": serializers.DictField(), "promoted_at": serializers.CharField()})})
+
+
+class PromotionApi(StaffApiView):
+    """A type's promotion pin: while there is one, its trainings fit the promoted arm's engine instead of selecting."""
+
+    @extend_schema(operation_id="experiments_promotion_get", responses={200: shapes.envelope_serializer(
+        "PromotionEnvelope", _promotion_serializer("Promotion", "promotion", "null: the trainings select")),
+        **_ERRORS})
+    async def get(self, request, content_type: str):
+        return ok("Promotion fetched successfully", await promotions.promotion_aget(content_type=content_type))
+
+    @extend_schema(operation_id="experiments_promotion_clear", responses={200: shapes.envelope_serializer(
+        "PromotionClearEnvelope", _promotion_serializer("PromotionCleared", "cleared", "null: there was none")),
+        **_ERRORS})
+    async def delete(self, request, content_type: str):
+        data = await promotions.promotion_clear(content_type=content_type)
+        return ok(f"The {data['content_type']} trainings select their model again", data)

@@ -17,7 +17,9 @@ from ai.model_store import (
     ModelIntegrityError,
     ModelNotFoundError,
     current_version,
+    delete_model,
     load_model,
+    model_keys,
     read_manifest,
     save_model,
 )
@@ -268,3 +270,36 @@ def test_the_model_dir_mode_survives_a_permissive_umask(trained, tmp_path):
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o700
+
+
+class TestDelete:
+    def test_it_removes_every_version_and_the_manifest_and_leaves_other_models(self, trained, model_dir):
+        save_model(model_dir, trained, hmac_key=KEY, keep_versions=2)
+        save_model(model_dir, trained, hmac_key=KEY, keep_versions=2)
+        other = build_trained(seed=1)
+        other.content_type = "movie_x0badf00_1"  # a key that starts like CT's
+        save_model(model_dir, other, hmac_key=KEY)
+        assert model_keys(model_dir) == {CT, "movie_x0badf00_1"}
+        assert delete_model(model_dir, CT) is True
+        assert model_keys(model_dir) == {"movie_x0badf00_1"}
+        assert not [p.name for p in model_dir.iterdir() if p.name.startswith((CT + "-", f".{CT}-", f".{CT}."))]
+        with pytest.raises(ModelNotFoundError):
+            load_model(model_dir, CT, hmac_key=KEY)
+        assert load_model(model_dir, "movie_x0badf00_1", hmac_key=KEY).recommend("u0", n=3)
+        assert delete_model(model_dir, CT) is False  # nothing left: idempotent
+
+    def test_a_reader_that_read_the_manifest_before_the_delete_loads_nothing_rather_than_half(
+            self, trained, model_dir, monkeypatch):
+        save_model(model_dir, trained, hmac_key=KEY)
+        read = model_store._verified_files
+
+        def delete_meanwhile(directory, ct, manifest, key):  # the manifest is read: now the model goes
+            delete_model(model_dir, CT)
+            return read(directory, ct, manifest, key)
+
+        monkeypatch.setattr(model_store, "_verified_files", delete_meanwhile)
+        with pytest.raises(ModelNotFoundError):
+            load_model(model_dir, CT, hmac_key=KEY)
+
+    def test_there_are_no_keys_in_a_missing_directory(self, model_dir):
+        assert model_keys(model_dir) == set() and delete_model(model_dir, CT) is False

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from app.errors import ApplicationError
-from app.services.experiments import experiment_arms_train
+from app.services.experiment_arms import experiment_arms_train
 
 
 class Command(BaseCommand):

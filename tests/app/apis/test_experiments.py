@@ -11,6 +11,7 @@ from app.services.experiment_outcomes import outcomes
 from app.services.experiments import experiment_arm_for, experiments_cache_clear
 from app.services.live import live
 from app.services.model_registry import registry
+from app.services.promotions import promotion_clear_now
 from tests.app.apis.conftest import _user, assert_envelope, bearer, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.neo4j]
@@ -47,6 +48,7 @@ def leaves_the_demo_as_it_was(demo_models):
     if registry.get("movie") is not movie:
         save_model(django_settings.MUSICBUD_MODEL_DIR, movie, hmac_key=hmac_key())
         registry.put("movie", movie)
+    promotion_clear_now(content_type="movies")  # the demo's trainings select again
     live.reset()
 
 
@@ -169,9 +171,16 @@ async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_co
     assert report["small"]["conversions"] == 1 and report["control"]["conversions"] == 0
     assert report["small"]["versus_control"]["p_value"] <= 1 and report["control"]["versus_control"] is None
 
-    # stop: answers no longer name it; promote: the arm's model becomes the type's
+    # stop: answers no longer name it, its arm's model files are deleted; promote: the arm (fitted again, its files
+    # gone) becomes the type's model and pins the type's trainings to its engine, until staff clear the pin
+    from django.conf import settings as django_settings
+
+    from ai.model_store import model_keys
+
+    assert small_arm["model_key"] in model_keys(django_settings.MUSICBUD_MODEL_DIR)
     stopped = await client.post(f"/v1/experiments/{experiment['id']}/stop/", headers=bearer(token_for(staff)))
     assert stopped.status_code == 200 and stopped.json()["data"]["state"] == "stopped"
+    assert small_arm["model_key"] not in model_keys(django_settings.MUSICBUD_MODEL_DIR)
     header, _ = await _movies(client, some)
     assert header is None
     promoted = await client.post(f"/v1/experiments/{experiment['id']}/promote/", {"arm": "small"},
@@ -180,6 +189,14 @@ async def test_end_to_end_users_get_their_arm_and_feedback_and_likes_move_its_co
     assert promoted.json()["data"]["state"] == "promoted"
     served = registry.get("movie")
     assert served.model.get_params()["no_components"] == 8 and served.manifest["promoted_from"]["arm"] == "small"
+    assert small_arm["model_key"] not in model_keys(django_settings.MUSICBUD_MODEL_DIR)
+    pin = await client.get("/v1/experiments/promotions/movies/", headers=bearer(token_for(staff)))
+    assert pin.status_code == 200 and pin.json()["data"]["promotion"]["experiment"] == "movies-ab"
+    assert pin.json()["data"]["promotion"]["params"] == {"no_components": 8, "epochs": 5}
+    cleared = await client.delete("/v1/experiments/promotions/movie/", headers=bearer(token_for(staff)))
+    assert cleared.status_code == 200 and cleared.json()["data"]["cleared"]["arm"] == "small"
+    pin = await client.get("/v1/experiments/promotions/movies/", headers=bearer(token_for(staff)))
+    assert pin.json()["data"] == {"content_type": "movies", "promotion": None}
     listed = await client.get("/v1/experiments/", headers=bearer(token_for(staff)))
     assert [e["name"] for e in listed.json()["data"]] == ["movies-ab"]
     outcomes.flush()
@@ -194,3 +211,10 @@ async def test_promoting_an_unknown_arm_is_a_400(client, users, demo_models, on)
                                  content_type="application/json", headers=bearer(token_for(users["staff"])))
     assert response.status_code == 400 and "arm" in response.json()["errors"]
     await client.post(f"/v1/experiments/{experiment_id}/stop/", headers=bearer(token_for(users["staff"])))
+
+
+async def test_the_promotion_of_an_unknown_type_is_a_404(client, users, demo_models):
+    for method in (client.get, client.delete):
+        response = await method("/v1/experiments/promotions/podcasts/", headers=bearer(token_for(users["staff"])))
+        assert response.status_code == 404
+        assert_envelope(response.json(), success=False)
