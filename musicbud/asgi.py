@@ -11,9 +11,9 @@ from musicbud.lean import LeanASGIHandler  # noqa: E402
 
 application = LeanASGIHandler()
 
-from app.services.model_registry import malloc_arenas_limit  # noqa: E402
+from app.services.model_registry import malloc_tune  # noqa: E402
 
-malloc_arenas_limit(2)  # the request threads share two C heaps: ~15 MB less resident per worker under load
+malloc_tune()  # two C heaps for the request threads, large temporaries unmapped when freed (model_registry.py)
 
 if settings.MUSICBUD_PRELOAD_MODELS:  # every worker loads the models before it serves
     from app.services.recommendation_service import models_preload  # noqa: E402
