@@ -45,7 +45,7 @@ from ai.recommender_base import FittedMatrix, RecommenderBase
 logger = logging.getLogger(__name__)
 
 __all__ = ["BASELINE", "BLEND", "CandidateResult", "Selection", "held_out_report", "model_memory_bytes",
-           "select_model", "users_holdout_split", "users_sample"]
+           "candidates_for_size", "select_model", "users_holdout_split", "users_sample"]
 
 BASELINE = "popularity"
 BLEND = "blend"
@@ -55,7 +55,8 @@ SELECT_FRACTION = 0.2
 SELECT_USERS = 1000
 MODEL_MAX_MB = 20.0
 EASE_MAX_ITEMS = 8000
-SELECT_FIT_INTERACTIONS = 60_000  # candidates of a bigger type are fitted on a sample of users holding about this many
+SELECT_FIT_INTERACTIONS = 80_000  # candidates of a bigger type are fitted on a sample of users holding about this many
+HYBRID_MAX_INTERACTIONS = 100_000  # LightFM hybrid is a candidate of types with at most this many interactions
 BLEND_SIZE = 3  # the blend is of at most this many of the best candidates
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "auc", "coverage", "users_evaluated")
 SKIPPABLE = (CatalogueTooLargeError, ImportError, FloatingPointError, MemoryError, ValueError)
@@ -355,6 +356,17 @@ def held_out_report(selection: Selection, *, train: sp.csr_matrix, test: sp.csr_
 DEFAULT_CANDIDATES = ("lightfm", "lightfm_hybrid", "ease", "als", "blend")
 CANDIDATE_NAMES = ("lightfm", "lightfm_hybrid", "ease", "als", "bpr", "blend", "popularity")
 LIGHTFM_FAMILY = ("lightfm", "lightfm_hybrid")
+
+
+def candidates_for_size(names: list[str] | tuple[str, ...], *, interactions: int,
+                        hybrid_max_interactions: int | None = HYBRID_MAX_INTERACTIONS) -> tuple[list[str], str | None]:
+    """(the candidate names for a type of that many interactions, why the hybrid was left out or None): LightFM
+    hybrid is the costliest fit, for the data where identity factors have too little to learn from; above
+    `hybrid_max_interactions` (None or 0: never) it is left out."""
+    if "lightfm_hybrid" in names and hybrid_max_interactions and interactions > hybrid_max_interactions:
+        return [n for n in names if n != "lightfm_hybrid"], (
+            f"{interactions:,} interactions > MUSICBUD_HYBRID_MAX_INTERACTIONS ({hybrid_max_interactions:,})")
+    return list(names), None
 
 
 def candidate_factories(names: list[str] | tuple[str, ...], *, threads: int, random_state: int | None,

@@ -304,27 +304,33 @@ def load_demo_movies() -> tuple[sp.csr_matrix, list[dict[str, Any]]]:
     return matrix, details
 
 
-def service_selection(train: sp.csr_matrix, details: list[dict[str, Any]], threads: int) -> Any:
-    """The selection exactly as app/services/training.py's model_train runs it with the default settings."""
+def service_selection(train: sp.csr_matrix, details: list[dict[str, Any]], threads: int,
+                      keep_users: np.ndarray | None = None) -> Any:
+    """The selection exactly as app/services/training.py's model_train runs it with the default settings
+    (`keep_users`: the users the held-out report measures, always among the candidates' users)."""
     from ai.item_features import item_features_from_details
     from ai.model_selection import (
         BLEND,
         DEFAULT_CANDIDATES,
         EASE_MAX_ITEMS,
         MODEL_MAX_MB,
+        SELECT_FIT_INTERACTIONS,
         SELECT_FRACTION,
         SELECT_USERS,
         candidate_factories,
+        candidates_for_size,
         select_model,
     )
 
     ids = [str(i) for i in range(train.shape[1])]
     features, names = item_features_from_details(ids, dict(zip(ids, details)))
-    factories = candidate_factories(DEFAULT_CANDIDATES, threads=threads, random_state=SEED,
+    candidates, _ = candidates_for_size(DEFAULT_CANDIDATES, interactions=train.nnz)
+    factories = candidate_factories(candidates, threads=threads, random_state=SEED,
                                     lightfm_params=SERVICE_DEFAULTS, item_features=features, feature_names=names,
                                     ease_max_items=EASE_MAX_ITEMS)
     return select_model(train=train, candidates=factories, fraction=SELECT_FRACTION, max_users=SELECT_USERS,
-                        blend=BLEND in DEFAULT_CANDIDATES, max_memory_mb=MODEL_MAX_MB), len(names)
+                        blend=BLEND in DEFAULT_CANDIDATES, max_memory_mb=MODEL_MAX_MB,
+                        max_fit_interactions=SELECT_FIT_INTERACTIONS, keep_users=keep_users), len(names)
 
 
 def run_dataset(name: str, interactions: sp.csr_matrix, details: list[dict[str, Any]], threads: int,
@@ -335,7 +341,8 @@ def run_dataset(name: str, interactions: sp.csr_matrix, details: list[dict[str, 
     print(f"{name}: {interactions.shape[0]} users, {interactions.shape[1]} items, {interactions.nnz} interactions; "
           f"train {train.nnz}, test {test.nnz}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    selection, n_features = service_selection(train, details, threads)
+    selection, n_features = service_selection(train, details, threads,
+                                              keep_users=np.flatnonzero(np.diff(test.indptr) > 0))
     held_out_report(selection, train=train, test=test, k=K)  # after the choice: each candidate as validated
     t0 = time.perf_counter()
     served = selection.build().fit(train)

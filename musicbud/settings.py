@@ -127,7 +127,8 @@ MUSICBUD_SELECT_FIT_INTERACTIONS = env_int("MUSICBUD_SELECT_FIT_INTERACTIONS",
                                            model_selection.SELECT_FIT_INTERACTIONS, minimum=0)
 # LightFM hybrid (item features) is a candidate of types with at most this many interactions: it is the costliest
 # fit and, with enough interactions per item, identity factors learn what the features say. 0: always a candidate.
-MUSICBUD_HYBRID_MAX_INTERACTIONS = env_int("MUSICBUD_HYBRID_MAX_INTERACTIONS", 100_000, minimum=0)
+MUSICBUD_HYBRID_MAX_INTERACTIONS = env_int("MUSICBUD_HYBRID_MAX_INTERACTIONS", model_selection.HYBRID_MAX_INTERACTIONS,
+                                           minimum=0)
 # EASE inverts an items x items matrix: types with more items leave it out (8,000: ~1 GB while fitting)
 MUSICBUD_EASE_MAX_ITEMS = env_int("MUSICBUD_EASE_MAX_ITEMS", model_selection.EASE_MAX_ITEMS, minimum=1)
 # a candidate whose serving arrays exceed this many MB is scored but never served: 7 types of the 1M graph (50k

@@ -28,6 +28,7 @@ from ai.model_selection import (
     CandidateResult,
     LIGHTFM_FAMILY,
     candidate_factories,
+    candidates_for_size,
     held_out_report,
     select_model,
     users_holdout_split,
@@ -122,11 +123,8 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
         items.update(data.items_by_ids(content_type=ct, ids=inter.item_ids[start:start + 20_000]))
     timings["details_seconds"] = round(time.perf_counter() - t0, 3)
     features, feature_names = item_features_from_details(inter.item_ids, items)
-    names = settings.MUSICBUD_CANDIDATES
-    hybrid_cap = settings.MUSICBUD_HYBRID_MAX_INTERACTIONS
-    hybrid_left_out = "lightfm_hybrid" in names and hybrid_cap and inter.nnz > hybrid_cap
-    if hybrid_left_out:  # the costliest fit, for the data where identity factors have enough to learn from
-        names = [name for name in names if name != "lightfm_hybrid"]
+    names, hybrid_left_out = candidates_for_size(settings.MUSICBUD_CANDIDATES, interactions=inter.nnz,
+                                                 hybrid_max_interactions=settings.MUSICBUD_HYBRID_MAX_INTERACTIONS)
     params = lightfm_parameters(epochs=epochs)
     if pin is None:
         candidates = candidate_factories(names, threads=settings.LIGHTFM_THREADS,
@@ -151,8 +149,7 @@ def model_train(*, content_type: ContentType, show_progress: bool = False, epoch
     timings["fit_seconds"] = round(selection.seconds, 3)  # every candidate fitted and validated
     if hybrid_left_out and pin is None:
         selection.results["lightfm_hybrid"] = CandidateResult(
-            name="lightfm_hybrid", engine="lightfm_hybrid", params={}, status="skipped",
-            reason=f"{inter.nnz:,} interactions > MUSICBUD_HYBRID_MAX_INTERACTIONS ({hybrid_cap:,})")
+            name="lightfm_hybrid", engine="lightfm_hybrid", params={}, status="skipped", reason=hybrid_left_out)
     model = selection.fitted[selection.chosen]  # fitted on train minus the validation split
     popularity = PopularityRecommender().fit(inter.matrix)
     t0 = time.perf_counter()
