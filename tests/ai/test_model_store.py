@@ -6,6 +6,7 @@ import os
 import pickle
 import stat
 import threading
+from dataclasses import replace
 
 import joblib
 import numpy as np
@@ -83,6 +84,19 @@ class TestRoundTrip:
         for user in ("u0", "u3", "nobody", None):
             assert loaded.recommend(user, n=5) == trained.recommend(user, n=5)
         assert loaded.items == trained.items and loaded.user_map == trained.user_map
+
+    def test_a_model_saved_with_float32_user_factors_loads_with_float16_ones_and_recommends_the_same(
+            self, model_dir):
+        old = build_trained()
+        state = old.model._fitted()
+        embeddings = state.user_factors[:, :-1].astype(np.float32)  # what a model saved before float16 held
+        old.model._state = replace(state, user_factors=np.hstack([embeddings, np.ones((12, 1), np.float32)]),
+                                   user_norms=np.linalg.norm(embeddings, axis=1).astype(np.float32))
+        save_model(model_dir, old, hmac_key=KEY)
+        loaded = load_model(model_dir, CT, hmac_key=KEY)
+        assert old.model.user_factors.dtype == np.float32 and loaded.model.user_factors.dtype == np.float16
+        for user in ("u0", "u3", "u7"):
+            assert [r[0] for r in loaded.recommend(user, n=5)] == [r[0] for r in old.recommend(user, n=5)]
 
     def test_a_loaded_model_keeps_one_copy_of_the_matrix_its_engines_were_fitted_on(self, trained, model_dir):
         save_model(model_dir, trained, hmac_key=KEY)
