@@ -218,7 +218,7 @@ def cold_items_auc(data: dict, *, epochs: int | None = None, fraction: float = 0
     relevant.data[:] = 1.0
     who = np.flatnonzero(np.diff(relevant.indptr) > 0)
     who = who[np.diff(train.indptr)[who] > 0]  # users the model learned (the test: a known user meets new items)
-    user_vectors = model.user_factors[who].astype(np.float32)  # stored as float16
+    user_vectors = model.user_factors[who]
     cold_scores = user_vectors @ factors.factors.T
     cold_scores[:, ~factors.has_factors] = -1e9
     # genre popularity: the summed training weight of the items with each genre, summed over the movie's genres

@@ -47,7 +47,7 @@ def _lightfm_from_factors(recommender):
     lfm._initialize(d, item_factors.shape[0], user_factors.shape[0])
     lfm.item_embeddings = np.array(item_factors[:, :d], order="C")  # writeable copies: LightFM wants them
     lfm.item_biases = np.array(item_factors[:, d])
-    lfm.user_embeddings = np.array(user_factors[:, :d], dtype=np.float32, order="C")  # stored as float16
+    lfm.user_embeddings = np.array(user_factors[:, :d], order="C")
     lfm.user_biases = np.zeros(user_factors.shape[0], dtype=np.float32)
     return lfm
 

@@ -6,7 +6,6 @@ import os
 import pickle
 import stat
 import threading
-from dataclasses import replace
 
 import joblib
 import numpy as np
@@ -26,6 +25,7 @@ from ai.model_store import (
 )
 from ai.recommendation_engine import LightFMRecommender, PopularityRecommender
 from ai.trained_model import TrainedModel
+from tests.ai.test_recommender_base import as_saved_before_float16
 
 KEY = b"test-hmac-key-0123456789"
 CT = "movie"
@@ -88,15 +88,13 @@ class TestRoundTrip:
     def test_a_model_saved_with_float32_user_factors_loads_with_float16_ones_and_recommends_the_same(
             self, model_dir):
         old = build_trained()
-        state = old.model._fitted()
-        embeddings = state.user_factors[:, :-1].astype(np.float32)  # what a model saved before float16 held
-        old.model._state = replace(state, user_factors=np.hstack([embeddings, np.ones((12, 1), np.float32)]),
-                                   user_norms=np.linalg.norm(embeddings, axis=1).astype(np.float32))
+        expected = {user: old.recommend(user, n=5) for user in ("u0", "u3", "u7")}
+        as_saved_before_float16(old.model, old.model.user_factors[:, :-1])
         save_model(model_dir, old, hmac_key=KEY)
         loaded = load_model(model_dir, CT, hmac_key=KEY)
-        assert old.model.user_factors.dtype == np.float32 and loaded.model.user_factors.dtype == np.float16
-        for user in ("u0", "u3", "u7"):
-            assert [r[0] for r in loaded.recommend(user, n=5)] == [r[0] for r in old.recommend(user, n=5)]
+        assert loaded.model._fitted().user_directions.dtype == np.float16
+        for user, answer in expected.items():
+            assert [r[0] for r in loaded.recommend(user, n=5)] == [r[0] for r in answer]
 
     def test_a_loaded_model_keeps_one_copy_of_the_matrix_its_engines_were_fitted_on(self, trained, model_dir):
         save_model(model_dir, trained, hmac_key=KEY)
