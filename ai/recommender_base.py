@@ -545,7 +545,7 @@ class FactorModelBase(RecommenderBase):
     def similar_users(self, userid: int, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Users whose embeddings are closest (cosine mapped to [0, 1] as (cos + 1) / 2), never the user
         itself nor users without interactions in fit. The cosine is the product of the stored unit directions
-        (float16, unit to ~1e-3: clipped to [-1, 1]), cast to float32 for it: ~8 ms at 50k users x 64 (no API
+        (float16, unit to ~1e-3: clipped to [-1, 1]), cast to float32 for it: ~7 ms at 50k users x 64 (no API
         serves this: buds are ai/taste.py's profiles)."""
         state = self._fitted()
         userid = self._check_user(state, userid)
