@@ -111,7 +111,7 @@ class ColdStartLink(ChainLink):
         model = self.inner.recommender
         mode = self.inner.mode(user)
         if mode == "learned":
-            return model.user_factors[user.row]
+            return model.user_vector(user.row)
         if mode == "fold_in":
             return model.recalculate_user(user.row_matrix(model.n_items))
         return None

@@ -215,7 +215,7 @@ class CrossDomainLink(ChainLink):
             return row, factors.recalculate_user(history), user.taste_items
         if row is None:
             return None, None, None
-        return row, factors.user_factors[row], self.taste.row_items(row)[0]
+        return row, factors.user_vector(row), self.taste.row_items(row)[0]
 
     def recommend(self, user: UserQuery, n: int, filter_items: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         _, vector, _ = self._user(user)

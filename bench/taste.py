@@ -118,7 +118,7 @@ def run(args, tmp: Path) -> int:
     relevant.data[:] = 1.0
     crossed = np.empty((len(users), 10), dtype=np.int64)
     for i, u in enumerate(users):
-        scores = joint.model.item_factors[movie_cols] @ joint.model.user_factors[joint.user_map[u]]
+        scores = joint.model.item_factors[movie_cols] @ joint.model.user_vector(joint.user_map[u])
         best = movie_cols[np.argsort(-scores, kind="stable")[:10]]
         crossed[i] = [col_to_movie[c] for c in best]
     popular = np.tile(popular_top, (len(users), 1))

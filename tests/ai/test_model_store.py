@@ -25,6 +25,7 @@ from ai.model_store import (
 )
 from ai.recommendation_engine import LightFMRecommender, PopularityRecommender
 from ai.trained_model import TrainedModel
+from tests.ai.test_recommender_base import as_saved_before_float16
 
 KEY = b"test-hmac-key-0123456789"
 CT = "movie"
@@ -83,6 +84,17 @@ class TestRoundTrip:
         for user in ("u0", "u3", "nobody", None):
             assert loaded.recommend(user, n=5) == trained.recommend(user, n=5)
         assert loaded.items == trained.items and loaded.user_map == trained.user_map
+
+    def test_a_model_saved_with_float32_user_factors_loads_with_float16_ones_and_recommends_the_same(
+            self, model_dir):
+        old = build_trained()
+        expected = {user: old.recommend(user, n=5) for user in ("u0", "u3", "u7")}
+        as_saved_before_float16(old.model, old.model.user_factors[:, :-1])
+        save_model(model_dir, old, hmac_key=KEY)
+        loaded = load_model(model_dir, CT, hmac_key=KEY)
+        assert loaded.model._fitted().user_directions.dtype == np.float16
+        for user, answer in expected.items():
+            assert [r[0] for r in loaded.recommend(user, n=5)] == [r[0] for r in answer]
 
     def test_a_loaded_model_keeps_one_copy_of_the_matrix_its_engines_were_fitted_on(self, trained, model_dir):
         save_model(model_dir, trained, hmac_key=KEY)

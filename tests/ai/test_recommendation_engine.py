@@ -189,7 +189,7 @@ class TestLightFMRecommender(RecommenderContract):
         ids, scores = fitted.recommend(4, board[4], n=5)
         expected = fitted.item_factors[ids] @ fitted.user_factors[4]
         np.testing.assert_allclose(scores, expected, rtol=1e-5)
-        assert fitted.user_factors.dtype == fitted.item_factors.dtype == np.float32
+        assert fitted.user_factors.dtype == fitted.item_factors.dtype == fitted.user_vector(4).dtype == np.float32
         assert np.all(fitted.user_factors[:, -1] == 1.0)
         assert fitted.item_factors.shape == (SIZE, 8 + 1)
 
