@@ -36,7 +36,6 @@ from typing import Mapping, Sequence
 
 from statistics import NormalDist
 
-from scipy.optimize import brentq
 
 __all__ = [
     "MIXING_VARIANCE",
@@ -283,6 +282,8 @@ def always_valid_users_per_arm(*, control_rate: float, treatment_rate: float, al
     then rises for good, so log Λ = log(1/alpha) has one root. Real experiments cross around it, some earlier
     and some later (a planning number, not a power guarantee). Bounds: >= 1.
     """
+    from scipy.optimize import brentq  # here, not at the top: scipy.optimize is ~14 MB in every server worker
+
     _check_rates(control_rate, treatment_rate, alpha)
     mean = (control_rate + treatment_rate) / 2
     scale, k = 2 * mean * (1 - mean) / mixing_variance, (treatment_rate - control_rate) ** 2 / mixing_variance
