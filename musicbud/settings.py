@@ -156,6 +156,8 @@ MUSICBUD_FEED_FULL_SECONDS = env_float("MUSICBUD_FEED_FULL_SECONDS", 2.0, minimu
 MUSICBUD_FEED_BATCH = env_int("MUSICBUD_FEED_BATCH", 5000, minimum=10)
 MUSICBUD_HISTORY_REREAD_SECONDS = env_float("MUSICBUD_HISTORY_REREAD_SECONDS", 1.0, minimum=0.0)
 MUSICBUD_HISTORY_RECHECK_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_SECONDS", 60.0, minimum=0.0)
+# those background checks run in batches this often (or once 1,000 users wait): one query per batch
+MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS", 1.0, minimum=0.0)
 MUSICBUD_LIVE_USERS = env_int("MUSICBUD_LIVE_USERS", 200_000, minimum=1)
 # A username the graph does not know is asked about again after this many seconds, not on every request.
 MUSICBUD_UNKNOWN_USER_SECONDS = env_float("MUSICBUD_UNKNOWN_USER_SECONDS", 5.0, minimum=0.0)

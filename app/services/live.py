@@ -20,8 +20,9 @@ reaches this worker two ways:
   on loopback). For a type the feed follows, a user who asks is checked in the background (batched, the request
   does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (60 s) old: one query counts, for
   a batch of such users, the items each has of every type, and only a user whose count differs from what is
-  known is read again whole. That bounds how long a removed edge keeps counting: an unlike is seen by the
-  answers given from ~60 s after it (plus one answer).
+  known is read again whole. Those checks run in batches, every MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS (1 s).
+  That bounds how long a removed edge keeps counting: an unlike is seen by the answers given from ~61 s after it
+  (plus one answer).
 
 When Neo4j is unreachable, answers go on from memory; the feed resumes from its watermark when it returns (no
 like written meanwhile is lost) and re-reads are tried again.
@@ -104,6 +105,7 @@ class LiveHistories:
         self._newest: datetime | None = None  # the newest created_at the feed has read
         self._replay = False  # a model was replaced: read from its snapshot at the next turn
         self._leader_fd: int | None = None  # holds the host's feed leader lock when this worker has it
+        self._recheck_at = float("-inf")  # when the last batch of rechecks ran
         self.rechecked = 0  # users whose history size was checked (x types)
         self.reread = 0  # of which read again whole (their size differed)
         self.lag_seconds: float | None = None  # how far behind the graph's clock the feed was at its last poll
@@ -351,11 +353,16 @@ class LiveHistories:
         return len(uids)
 
     def step(self) -> None:
-        """One turn of the follower: the feed, then the background re-reads (the graph's errors are logged once
-        per outage; serving goes on from memory meanwhile)."""
+        """One turn of the follower: the feed, then the background re-reads, batched: every
+        MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS or once 1,000 users wait (one query per batch: its fixed cost, not
+        the users, is most of a small batch's). The graph's errors are logged once per outage; serving goes on
+        from memory meanwhile."""
         try:
             self.poll()
-            self.recheck()
+            if (len(self._pending) >= 1000
+                    or time.monotonic() - self._recheck_at >= settings.MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS):
+                self._recheck_at = time.monotonic()
+                self.recheck()
             if self._down_logged:
                 logger.info("Neo4j is reachable again: the change feed caught up from its watermark")
                 self._down_logged = False
