@@ -343,9 +343,13 @@ class LiveHistories:
                 if changed:
                     self.read_users(changed, [ct])
                 self.reread += len(changed)
-            for uid in uids:  # a user checked in every type (and unchanged) is not checked again for a while
+            # a user checked in every type (and unchanged) is not checked again for a while; the users of a batch
+            # share one read_at and EMPTY's mappings (a state is never changed in place: _apply copies), so each
+            # costs this worker a small object, not three dicts (~0.5 kB: 17k users asked once were ~9 MB)
+            checked = UserLive(read_at={ct.model_key: time.monotonic() for ct in served})
+            for uid in uids:
                 if uid not in self._users:
-                    self._publish(uid, UserLive(read_at={ct.model_key: time.monotonic() for ct in served}))
+                    self._publish(uid, checked)
             self.rechecked += len(uids)
         except GRAPH_ERRORS:
             self._pending.update(uids)  # again when the graph is back
