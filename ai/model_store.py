@@ -445,7 +445,7 @@ def _unpickle(ct: str, manifest: dict, blobs: dict[str, bytes]) -> TrainedModel:
         content_type=ct,
         model=engines["model"],
         popularity=engines["popularity"],
-        user_map={sys.intern(uid): row for uid, row in objs["user_map"].items()},  # one copy of a uid per process
+        user_map=objs["user_map"],  # made compact over the process's uid index (interned there) by the model
         item_map={sys.intern(key): column for key, column in objs["item_map"].items()},
         matrix=objs["matrix"],
         items=objs["items"] if isinstance(objs["items"], ItemDetails) else ItemDetails(objs["items"]),

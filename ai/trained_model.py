@@ -16,6 +16,7 @@ from ai.popularity import PopularityRecommender
 from ai.recommendation_engine import ChainLink, FallbackChain, RecommenderBase, RecommenderLink, UserQuery
 from ai.recommender_base import FactorModelBase, UnknownItemError, UnknownUserError
 from ai.trending import TrendingLink, TrendingScores
+from ai.user_index import CompactUserMap
 
 __all__ = ["PERSONALISED", "POPULAR", "TrainedModel"]
 
@@ -34,7 +35,7 @@ class TrainedModel:
     content_type: str
     model: RecommenderBase
     popularity: PopularityRecommender
-    user_map: dict[str, int] = field(repr=False)
+    user_map: Mapping[str, int] = field(repr=False)  # held as CompactUserMap (one uid index per process)
     item_map: dict[str, int] = field(repr=False)
     matrix: sp.csr_matrix = field(repr=False)
     items: Mapping[str, dict] = field(repr=False)  # held as ItemDetails
@@ -46,6 +47,7 @@ class TrainedModel:
         self.matrix = sp.csr_matrix(self.matrix)
         if not isinstance(self.items, ItemDetails):
             self.items = ItemDetails(self.items)
+        self.user_map = CompactUserMap.of(self.user_map)  # every model's rows over the process's one uid index
         if self.matrix.shape != (len(self.user_map), len(self.item_map)):
             raise ValueError(
                 f"matrix {self.matrix.shape} must be (len(user_map), len(item_map)) = "
