@@ -11,7 +11,9 @@ candidate is fitted on the fit part and scored on the validation split (NDCG@10,
 whole catalogue is ranked, the user's fit-part items excluded). With ``blend``, the three best scored candidates
 (popularity aside) are blended (ai/blend.py) with weights chosen on a grid on the same validation split (a
 weight may be 0: a blend of two); the blend is a candidate like the others. With ``max_memory_mb``, a candidate
-whose serving arrays are bigger (a blend: the sum of its components) is scored and shown but never chosen. Popularity is always scored as the baseline row of
+whose serving arrays are bigger (a blend: the sum of its components) is scored and shown but not chosen while
+another fits the budget; when none does (a graph too big for it), the smallest is served, with a WARNING, rather
+than popularity. Popularity is always scored as the baseline row of
 the table; it is served only when no candidate can be fitted (the fallback chain tops every answer up with it
 anyway), and a type where it beats every candidate is logged as a WARNING. A candidate that cannot fit this data (EASE over too many items, a missing
 package, a diverged fit) is recorded as skipped with its reason.
@@ -246,6 +248,13 @@ def select_model(*, train: sp.csr_matrix, candidates: dict[str, Callable[[], Rec
                     row.fit_seconds, row.memory_mb)
     selection = Selection(chosen=BASELINE, results=results, protocol=protocol, seconds=0.0, factories=factories,
                           fitted=fitted, sampled=sampled)
+    over = [r for r in results.values() if r.status == "scored" and r.name != BASELINE]
+    if over and not any(r.eligible for r in over):  # a graph too big for the budget: the smallest, not popularity
+        smallest = min(over, key=lambda r: (r.memory_mb, -r.key[0], -r.key[1]))
+        smallest.eligible = True
+        smallest.reason += "; served all the same: every candidate is over the budget and this is the smallest"
+        logger.warning("every candidate is over the memory budget (%g MB): serving the smallest, %s (%.1f MB)",
+                       max_memory_mb, smallest.name, smallest.memory_mb)
     if blend and validation.nnz:
         _blend_candidate(selection, fit_part, validation, k, max_memory_mb)
     scored = [r for r in results.values() if r.status == "scored" and r.eligible]

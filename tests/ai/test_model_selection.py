@@ -125,6 +125,19 @@ def test_a_candidate_over_the_memory_budget_is_shown_but_never_served(matrix):
     assert selection.chosen == "reversed"
 
 
+def test_when_every_candidate_is_over_the_memory_budget_the_smallest_is_served_not_popularity():
+    from ai.lightfm_model import LightFMRecommender
+
+    selection = select_model(train=tribes(n_users=2000, n_items=600), candidates={
+        "ease": lambda: EASERecommender(regularization=5.0),
+        "lightfm": lambda: LightFMRecommender(no_components=8, epochs=2, random_state=0, num_threads=1)},
+        blend=False, max_memory_mb=0.01)
+    rows = selection.results
+    assert rows["lightfm"].memory_mb < rows["ease"].memory_mb
+    assert selection.chosen == "lightfm" and "served all the same" in rows["lightfm"].reason
+    assert not rows["ease"].eligible and rows[BASELINE].status == "scored"
+
+
 def test_candidate_factories_refuse_an_unknown_name_and_leave_out_a_hybrid_without_features():
     with pytest.raises(ValueError, match="unknown candidate"):
         candidate_factories(["lightfm", "svd"], threads=1, random_state=0)
