@@ -45,7 +45,7 @@ from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
 from app.services import shared_state
 from app.services.experiment_arms import arm_parameters, experiment_arm_models_collect, experiment_arms_refit
-from app.services.model_registry import TASTE_KEY, hmac_key, registry, user_directory_save
+from app.services.model_registry import TASTE_KEY, hmac_key, malloc_tune, registry, user_directory_save
 from app.services.promotions import Promotion, promotion_get
 from app.services.training_status import JobReport, status_read
 
@@ -373,6 +373,7 @@ def models_train(*, content_types: list[str] | None = None, show_progress: bool 
     status file (app/services/training_status.py; `job_id`: the job this run is). Raises TrainingInProgressError
     when one is running, ServiceUnavailableError when the graph cannot be read at all."""
     rows = [content_type_get(key=k) for k in content_types] if content_types else list(CONTENT_TYPES)
+    malloc_tune()  # the fits' large temporaries go back to the system when freed: a lower peak (model_registry.py)
     try:
         with training_lock():
             return _run(rows, show_progress, JobReport(job_id, keys=[*[ct.model_key for ct in rows], TASTE_KEY]))
