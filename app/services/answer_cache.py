@@ -23,7 +23,10 @@ from app.services import metrics  # the hit and miss counters every worker adds 
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_MB = 8.0  # MUSICBUD_ANSWER_CACHE_MB when it is not set
+# MUSICBUD_ANSWER_CACHE_MB when it is not set: ~750 pages of 20 movies. A full cache costs a worker about twice its
+# size (keys, the LRU's links, the allocator); 8 MB took a worker with the 1M models to 487-501 MB, over the 500 MB
+# budget by a megabyte (bench/memory.py)
+DEFAULT_MAX_MB = 6.0
 
 
 class JsonFragment:
