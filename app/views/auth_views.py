@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from app import serializers as shapes
 from app.services import accounts
-from app.views.base import NO_NUL, AnonymousApiView, SharedAnonThrottle, UserApiView, ok, validated
+from app.views.base import NO_NUL, NOT_BLANK, AnonymousApiView, SharedAnonThrottle, UserApiView, ok, validated
 
 
 class LoginThrottle(SharedAnonThrottle):
@@ -29,7 +29,7 @@ class LoginApi(AnonymousApiView):
         class Meta:
             ref_name = "LoginInput"
 
-        username = serializers.CharField(max_length=150, validators=[NO_NUL])
+        username = serializers.CharField(max_length=150, validators=[NOT_BLANK])
         password = serializers.CharField(max_length=256, trim_whitespace=False, validators=[NO_NUL])
 
     @extend_schema(request=InputSerializer, responses={

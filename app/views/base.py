@@ -81,6 +81,10 @@ class SharedAnonThrottle(SharedThrottleCache, AnonRateThrottle):
 
 # DRF refuses a NUL character in any CharField (400); this pattern says so in the schema.
 NO_NUL = RegexValidator(r"^[^\x00]*$", "Null characters are not allowed.")
+# A CharField that trims (DRF's default) refuses a value of whitespace only as blank (400): this pattern says that
+# too (a character that is neither NUL nor whitespace, as Python counts whitespace: U+001C-U+001F among it).
+NOT_BLANK = RegexValidator(r"^[^\x00]*[^\x00\s\x1c-\x1f\x85][^\x00]*$",
+                           "This field may not be blank or hold null characters.")
 
 
 class GuestCountSerializer(serializers.Serializer):
