@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from app.services.filters import MAX_EXCLUDED, ItemFilter
+from app.views.base import WholeNumberField
 
 __all__ = ["DEFAULT_DIVERSITY", "FILTER_PARAMS", "YEAR_PARAMS", "FilterQuerySerializer", "YearQuerySerializer"]
 
@@ -63,7 +64,7 @@ class FilterQuerySerializer(serializers.Serializer):
 class YearQuerySerializer(FilterQuerySerializer):
     """The filters of a type whose items have a year (movies)."""
 
-    year_min = serializers.IntegerField(min_value=1000, max_value=3000, required=False,
+    year_min = WholeNumberField(min_value=1000, max_value=3000, required=False,
                                         help_text="Only items of this year or later (items without a year never match).")
-    year_max = serializers.IntegerField(min_value=1000, max_value=3000, required=False,
+    year_max = WholeNumberField(min_value=1000, max_value=3000, required=False,
                                         help_text="Only items of this year or earlier.")

@@ -18,13 +18,14 @@ from app.views.base import (
     GuestCountSerializer,
     SharedAnonThrottle,
     UserApiView,
+    WholeNumberField,
     ok,
     validated,
 )
 
 
 class CountSerializer(serializers.Serializer):
-    n = serializers.IntegerField(min_value=1, max_value=100, default=20)
+    n = WholeNumberField(min_value=1, max_value=100, default=20)
 
 
 class FilteredCountSerializer(CountSerializer, FilterQuerySerializer):
@@ -71,7 +72,7 @@ class RecommendationsApi(UserApiView):
         class Meta:
             ref_name = "AllRecommendationsQuery"
 
-        n = serializers.IntegerField(min_value=1, max_value=100, default=10)
+        n = WholeNumberField(min_value=1, max_value=100, default=10)
         diversity = serializers.FloatField(
             min_value=0.0, max_value=1.0, default=0.0, help_text="As for one type (0, the default: as ranked).")
 
