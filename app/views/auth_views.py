@@ -49,7 +49,7 @@ _REFRESH_KEYS = {"refresh": "The refresh token (simplejwt's name for it).",
 
 
 def _refresh_field(key: str, **kwargs) -> serializers.CharField:
-    return serializers.CharField(max_length=2048, validators=[NO_NUL], help_text=_REFRESH_KEYS[key], **kwargs)
+    return serializers.CharField(max_length=2048, validators=[NOT_BLANK], help_text=_REFRESH_KEYS[key], **kwargs)
 
 
 class TokenRefreshApi(AnonymousApiView):
