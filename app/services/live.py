@@ -344,8 +344,8 @@ class LiveHistories:
                     self.read_users(changed, [ct])
                 self.reread += len(changed)
             # a user checked in every type (and unchanged) is not checked again for a while; the users of a batch
-            # share one read_at and EMPTY's mappings (a state is never changed in place: _apply copies), so each
-            # costs this worker a small object, not three dicts (~0.5 kB: 17k users asked once were ~9 MB)
+            # share one state (a state is never changed in place: _apply copies), so each costs this worker an
+            # entry of its table, not a state of three dicts (~0.5 kB: 17k users asked once were ~9 MB)
             checked = UserLive(read_at={ct.model_key: time.monotonic() for ct in served})
             for uid in uids:
                 if uid not in self._users:

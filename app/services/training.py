@@ -71,11 +71,11 @@ def epochs_for_run(*, interactions: dict[str, int], retrained: list[str]) -> int
     epochs = lightfm_parameters()["epochs"]
     refit = settings.MUSICBUD_EVAL_HOLDOUT > 0 and settings.MUSICBUD_EVAL_USERS > 0
     cap = settings.MUSICBUD_SELECT_FIT_INTERACTIONS or None
-    hybrid_cap = settings.MUSICBUD_HYBRID_MAX_INTERACTIONS or None
 
     def type_work(n: int) -> int:  # the candidates' fits (on a sample above the cap), then the winner's refit
-        fits = max(1, sum(name in settings.MUSICBUD_CANDIDATES for name in LIGHTFM_FAMILY
-                          if name != "lightfm_hybrid" or hybrid_cap is None or n <= hybrid_cap))
+        names, _ = candidates_for_size(settings.MUSICBUD_CANDIDATES, interactions=n,
+                                       hybrid_max_interactions=settings.MUSICBUD_HYBRID_MAX_INTERACTIONS)
+        fits = max(1, sum(name in names for name in LIGHTFM_FAMILY))
         sampled = cap is not None and n > cap
         return fits * (cap if sampled else n) + (
             n if sampled or (refit and n <= settings.MUSICBUD_REFIT_MAX_INTERACTIONS) else 0)
