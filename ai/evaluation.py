@@ -182,6 +182,9 @@ def train_test_split_per_user(
     return part(~in_test), part(in_test)
 
 
+MAX_BATCH_SCORES = 32_000_000  # dense scores per evaluation batch: 128 MB of float32 (and the AUC's float64 copy)
+
+
 def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     """Row-wise indices of the k best finite scores, best first; -1 where a row has fewer than k."""
     k = min(k, scores.shape[1])
@@ -211,11 +214,14 @@ def evaluate(
 def evaluate_scores(score_items: Any, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10, *,
                     batch_size: int = 2048, with_auc: bool = True) -> dict[str, Any]:
     """evaluate() for any scorer: score_items(user indices) -> (len, n_items) scores. with_auc=False skips the
-    AUC (the costly part; reported as None)."""
+    AUC (the costly part; reported as None). Users are scored `batch_size` at a time, fewer when a batch's
+    dense scores would exceed MAX_BATCH_SCORES values (a 200k-item catalogue: ~160 users, not 2,048 users'
+    1.6 GB and its copies); every metric is per user, so the batching never changes a result."""
     train, test = _relevance(train), _relevance(test)
     if train.shape != test.shape:
         raise ValueError(f"train {train.shape} and test {test.shape} must have the same shape")
     users = np.flatnonzero(np.diff(test.indptr) > 0)
+    batch_size = max(1, min(batch_size, MAX_BATCH_SCORES // max(test.shape[1], 1)))
     recommended, per_user_auc = [], []
     for start in range(0, users.size, batch_size):
         batch = users[start:start + batch_size]

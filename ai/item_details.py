@@ -30,6 +30,11 @@ class ItemDetails(Mapping):
             intern(v) if type(v) is str else [intern(x) if type(x) is str else x for x in v] if type(v) is list
             else v for v in values))
 
+    def add(self, key: str, details: Mapping[str, Any]) -> None:
+        """Add (or replace) one item, as the constructor holds it: a caller building many items need not make a
+        dict of them all first."""
+        self._add(key, tuple(details), tuple(details.values()), _SHAPES)
+
     def __getitem__(self, key: str) -> dict[str, Any]:
         row = self._rows[key]
         return dict(zip(row[0], row[1:]))
@@ -55,6 +60,9 @@ class ItemDetails(Mapping):
 
     def __reduce__(self):
         return (item_details_from_rows, (self._rows,))
+
+
+_SHAPES: dict[tuple, tuple] = {}  # the field-name tuples add() shares (a handful: one per shape of details)
 
 
 def item_details_from_rows(rows: dict[str, tuple]) -> ItemDetails:

@@ -42,6 +42,11 @@ class Interactions:
     read_at: datetime | None = None  # Neo4j's datetime() when the read began
     untimed_edges: int = 0
     dismissed: dict[str, list[str]] = field(default_factory=dict)  # uid -> item ids
+    # every edge as read (before pairs and dismissals are reduced): its column, weight and created_at in epoch
+    # seconds (UNTIMED when it has none); what trending_totals sums, so the edges are not read twice
+    edge_cols: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int32))
+    edge_weights: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
+    edge_times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def user_map(self) -> dict[str, int]:
@@ -56,9 +61,12 @@ class Interactions:
         return int(self.matrix.nnz)
 
 
+UNTIMED = -(2 ** 62)  # the creation time (epoch seconds) the extraction gives an edge without created_at
+
+
 def _interactions_cypher(ct: ContentType) -> str:
     """One record per page of users (every account of the type: a user with Spotify and Last.fm has one
-    history): their uids, and per user the item keys and edge weights (parallel lists).
+    history): their uids, and per user the item keys, edge weights and edge creation times (parallel lists).
     A record costs the driver ~20 us whatever its size, so a record per user (or per edge) would cost more
     than the query itself; several edges to one item are reduced (max) in numpy, not in Cypher."""
     rels = "|".join(ct.rel_types)
@@ -66,8 +74,8 @@ def _interactions_cypher(ct: ContentType) -> str:
         f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) "
         f"WHERE u.uid >= $after AND u.uid < $until "
         f"WITH u, collect(toString(i.{ct.id_property})) AS items, collect({weight_expression(ct)}) AS weights, "
-        f"sum(CASE WHEN r.created_at IS NULL THEN 1 ELSE 0 END) AS untimed "
-        f"RETURN collect(u.uid) AS users, collect(items) AS items, collect(weights) AS weights, sum(untimed) AS untimed"
+        f"collect(coalesce(r.created_at.epochSeconds, {UNTIMED})) AS times "
+        f"RETURN collect(u.uid) AS users, collect(items) AS items, collect(weights) AS weights, collect(times) AS times"
     )
 
 
@@ -100,7 +108,7 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
     counts: list[int] = []
     items: list[str] = []
     weights: list[float] = []
-    untimed = 0
+    times: list[int] = []
     read_at = graph_now()
     with graph.read_session() as session:
         for after, until in _user_bounds(page_users):
@@ -113,7 +121,7 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                 counts.extend(map(len, record["items"]))
                 items.extend(chain.from_iterable(record["items"]))
                 weights.extend(chain.from_iterable(record["weights"]))
-                untimed += int(record["untimed"] or 0)
+                times.extend(chain.from_iterable(record["times"]))
             if progress is not None:
                 progress.update(1)
     item_index: dict[str, int] = {}  # columns in order of first appearance
@@ -122,6 +130,8 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
     item_ids = list(item_index)
     rows = np.repeat(np.arange(len(user_ids), dtype=np.int32), counts)
     values = np.asarray(weights, dtype=np.float32)
+    edge_times = np.asarray(times, dtype=np.int64)
+    del items, weights, times
     keep = _strongest(rows, cols, values, len(item_ids))
     dismissed = dismissed_items(content_type=content_type)
     if dismissed:  # a dismissed item is not a positive of that user any more, whatever edges they have to it
@@ -137,33 +147,21 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                 matrix.nnz, content_type.key, len(user_ids), len(item_ids), sum(map(len, dismissed.values())),
                 seconds, matrix.nnz / seconds if seconds else 0.0)
     return Interactions(user_ids=user_ids, item_ids=item_ids, matrix=matrix, seconds=seconds, read_at=read_at,
-                        untimed_edges=untimed, dismissed=dismissed)
+                        untimed_edges=int((edge_times == UNTIMED).sum()), dismissed=dismissed, edge_cols=cols,
+                        edge_weights=values, edge_times=edge_times)
 
 
-def trending_totals(*, content_type: ContentType, item_ids: list[str], now: datetime, half_life_seconds: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Per item of `item_ids` (columns): (the summed weight of its edges with a created_at, each decayed by
-    2 ** (-age / half_life) as of `now`; the summed weight of its edges without one). One record: the items'
-    keys and both sums as parallel lists (ai/trending.py)."""
-    ct = content_type
-    rels = "|".join(ct.rel_types)
-    records = graph.query(
-        f"MATCH {account_pattern(ct)}-[r:{rels}]->(i:{ct.label_expression}) "
-        f"WITH toString(i.{ct.id_property}) AS item, r, {weight_expression(ct)} AS w "
-        f"WITH item, sum(CASE WHEN r.created_at IS NULL THEN 0.0 ELSE w * exp(-log(2.0) * "
-        f"toFloat(duration.inSeconds(r.created_at, $now).seconds) / $half_life) END) AS decayed, "
-        f"sum(CASE WHEN r.created_at IS NULL THEN toFloat(w) ELSE 0.0 END) AS untimed "
-        f"RETURN collect(item) AS items, collect(decayed) AS decayed, collect(untimed) AS untimed",
-        now=now, half_life=float(half_life_seconds))
-    index = {key: i for i, key in enumerate(item_ids)}
-    decayed = np.zeros(len(item_ids), dtype=np.float64)
-    untimed = np.zeros(len(item_ids), dtype=np.float64)
-    if records:
-        record = records[0]
-        cols = np.fromiter((index.get(k, -1) for k in record["items"]), dtype=np.int64, count=len(record["items"]))
-        known = cols >= 0
-        decayed[cols[known]] = np.asarray(record["decayed"], dtype=np.float64)[known]
-        untimed[cols[known]] = np.asarray(record["untimed"], dtype=np.float64)[known]
+def trending_totals(*, inter: Interactions, now: datetime, half_life_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of the interactions: (the summed weight of its edges with a created_at, each decayed by
+    2 ** (-age / half_life) as of `now`; the summed weight of its edges without one), over every edge the
+    extraction read (ai/trending.py): no second read of the graph."""
+    n_items = len(inter.item_ids)
+    timed = inter.edge_times != UNTIMED
+    weights = inter.edge_weights.astype(np.float64)
+    ages = now.timestamp() - inter.edge_times[timed].astype(np.float64)
+    decayed = np.bincount(inter.edge_cols[timed], weights=weights[timed] * np.exp2(-ages / half_life_seconds),
+                          minlength=n_items)
+    untimed = np.bincount(inter.edge_cols[~timed], weights=weights[~timed], minlength=n_items)
     return decayed, untimed
 
 

@@ -255,8 +255,7 @@ def trending_compute(*, content_type: ContentType, inter: data.Interactions) -> 
     yet is dated now (the served model is read only when there are untimed edges: MusicBud's own graph)."""
     now = inter.read_at or datetime.now(timezone.utc)
     half_life = settings.MUSICBUD_TRENDING_HALF_LIFE_HOURS * 3600.0
-    decayed, untimed = data.trending_totals(content_type=content_type, item_ids=inter.item_ids, now=now,
-                                            half_life_seconds=half_life)
+    decayed, untimed = data.trending_totals(inter=inter, now=now, half_life_seconds=half_life)
     previous = registry.get(content_type.model_key) if inter.untimed_edges else None
     previous_trending = previous.trending if previous is not None else None
     columns = None

@@ -60,3 +60,27 @@ def test_items_by_ids_gives_details_and_leaves_unknown_ids_out(small_graph):
     assert set(details) == {"tt0000001", "tt0000003"}
     assert details["tt0000001"]["title"] == "Movie 1" and details["tt0000001"]["year"] == 2001
     assert details["tt0000001"]["id"] == "tt0000001" and details["tt0000001"]["rating"] is None
+
+
+def test_trending_totals_come_from_the_extracted_edges_each_decayed_by_its_age(small_graph):
+    from datetime import datetime, timedelta, timezone
+
+    from app import graph
+
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    day = 86_400.0
+    # u1's LIKES of tt0 (5) two days old, its WATCHED of tt0 (3) untimed; u2's edges to tt1 one day old; the rest
+    # untimed (MusicBud's own edges carry no property)
+    graph.query("MATCH ()-[r]->() REMOVE r.created_at")
+    graph.query("MATCH (:ParentUser {uid: 'u1'})--()-[r:LIKES]->(:ImdbMovie {imdb_id: 'tt0000000'}) "
+                "SET r.created_at = datetime($t)", t=(now - timedelta(days=2)).isoformat())
+    graph.query("MATCH (:ParentUser {uid: 'u2'})--()-[r]->(:ImdbMovie {imdb_id: 'tt0000001'}) "
+                "SET r.created_at = datetime($t)", t=(now - timedelta(days=1)).isoformat())
+    inter = data.interactions_for(content_type=MOVIES)
+    assert inter.untimed_edges == 3  # u1 WATCHED tt0, u1 WANTS_TO_WATCH tt1, u3 WATCHED tt2
+    decayed, untimed = data.trending_totals(inter=inter, now=now, half_life_seconds=day)
+    col = {item: c for c, item in enumerate(inter.item_ids)}
+    assert decayed[col["tt0000000"]] == pytest.approx(5.0 / 4)  # two half-lives
+    assert decayed[col["tt0000001"]] == pytest.approx((3.0 + 5.0) / 2)  # u2's WATCHED and LIKES, one half-life
+    assert decayed[col["tt0000002"]] == 0.0
+    assert untimed[col["tt0000000"]] == 3.0 and untimed[col["tt0000001"]] == 2.0 and untimed[col["tt0000002"]] == 3.0
