@@ -74,8 +74,10 @@ class LightFMRecommender(FactorModelBase):
     def fit(self, interactions: sp.csr_matrix, *, show_progress: bool = False) -> LightFMRecommender:
         matrix = check_interactions(interactions)
         model = self._lightfm_fit(matrix, None, show_progress)
+        embeddings = model.user_embeddings, model.item_embeddings, model.item_biases
+        del model  # its adagrad accumulators (twice the embeddings) go before the serving state's temporaries come
         # one assignment: readers see the old state or the new one
-        self._state = self._factor_state(matrix, model.user_embeddings, model.item_embeddings, model.item_biases)
+        self._state = self._factor_state(matrix, *embeddings)
         return self
 
     def _lightfm_fit(self, matrix: sp.csr_matrix, item_features: sp.csr_matrix | None, show_progress: bool):
@@ -168,7 +170,9 @@ class LightFMHybridRecommender(LightFMRecommender):
             cold_biases, cold_embeddings = model.get_item_representations(side)
             biases, embeddings = biases.copy(), embeddings.copy()
             biases[cold], embeddings[cold] = cold_biases, cold_embeddings
-        self._state = self._factor_state(matrix, model.user_embeddings, embeddings, biases)
+        user_embeddings = model.user_embeddings
+        del model  # as in LightFMRecommender.fit: the accumulators go first
+        self._state = self._factor_state(matrix, user_embeddings, embeddings, biases)
         return self
 
     def _side_only(self, items: np.ndarray, features: sp.csr_matrix) -> sp.csr_matrix | None:

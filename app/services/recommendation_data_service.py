@@ -190,10 +190,11 @@ def dismissed_items(*, content_type: ContentType) -> dict[str, list[str]]:
 
 
 def interactions_count(*, content_type: ContentType) -> int:
-    """How many interaction edges of a type the graph holds (counted, not read: it plans a training run)."""
+    """How many interaction edges of a type the graph holds, to plan a training run: the edges of its
+    relationship types into its items, whatever they start from, which Neo4j answers from its count store
+    (nothing read: 0.1 s at 10M edges, where matching the accounts too read every edge, ~5 s)."""
     ct = content_type
-    records = graph.read(f"MATCH (:{ct.account_labels})-[r:{'|'.join(ct.rel_types)}]->(:{ct.label_expression}) "
-                          f"RETURN count(r) AS n")
+    records = graph.read(f"MATCH ()-[r:{'|'.join(ct.rel_types)}]->(:{ct.label_expression}) RETURN count(r) AS n")
     return int(records[0]["n"]) if records else 0
 
 
@@ -308,8 +309,9 @@ def user_uid_for_username(*, username: str) -> str | None:
 
 def users_directory() -> dict[str, dict]:
     """uid -> {username} of every app user (for buds and the username lookup kept with the models)."""
-    records = graph.read("MATCH (u:ParentUser) RETURN u.uid AS uid, u.username AS username")
-    return {r["uid"]: {"username": r["username"]} for r in records}
+    records = graph.read(  # one record of [uid, username] pairs: a record per user cost 11 s at 500k users, this 3 s
+        "MATCH (u:ParentUser) RETURN collect([u.uid, u.username]) AS pairs")
+    return {uid: {"username": username} for uid, username in (records[0]["pairs"] if records else [])}
 
 
 # --- what changed: the change feed and users' histories read again (app/services/live.py) -------------------
