@@ -160,7 +160,7 @@ MUSICBUD_HISTORY_RECHECK_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_SECONDS",
 MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS = env_float("MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS", 1.0, minimum=0.0)
 MUSICBUD_LIVE_USERS = env_int("MUSICBUD_LIVE_USERS", 200_000, minimum=1)
 # A username the graph does not know is asked about again after this many seconds, not on every request.
-MUSICBUD_UNKNOWN_USER_SECONDS = env_float("MUSICBUD_UNKNOWN_USER_SECONDS", 5.0, minimum=0.0)
+MUSICBUD_UNKNOWN_USER_SECONDS = env_float("MUSICBUD_UNKNOWN_USER_SECONDS", 60.0, minimum=0.0)
 
 # Each server worker starts a training job when the last training is this old (app/services/training_jobs.py;
 # one job at a time across workers and processes). Off when unset; `make run` sets 60m.

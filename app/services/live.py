@@ -49,10 +49,11 @@ from pathlib import Path
 from django.conf import settings
 
 from ai.trained_model import TrainedModel
-from app.content_types import CONTENT_TYPES, ContentType
+from app.content_types import CONTENT_TYPES, USER_LABEL, ContentType
 from app.graph import GRAPH_ERRORS
 from app.services import recommendation_data_service as data
 from app.services.model_registry import registry
+from app.services.user_directory import unknown_users_forget
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class LiveHistories:
         self._counts: dict[str, int] | None = None  # the edge counts at the last read of the edges
         self._full_at = float("-inf")
         self._signal: bytes | None = None  # the last signal this worker read the edges for
+        self._app_users: int | None = None  # the graph's count of app users in that signal
         self._newest: datetime | None = None  # the newest created_at the feed has read
         self._replay = False  # a model was replaced: read from its snapshot at the next turn
         self._leader_fd: int | None = None  # holds the host's feed leader lock when this worker has it
@@ -297,7 +299,13 @@ class LiveHistories:
             return True  # nobody signals (yet): read
         if signal == self._signal:
             return None
-        full = self._signal is None or json.loads(signal)["full"] != json.loads(self._signal)["full"]
+        said = json.loads(signal)
+        full = self._signal is None or said["full"] != json.loads(self._signal)["full"]
+        users = said["counts"].get(USER_LABEL)
+        if users != self._app_users:  # someone joined (or left): usernames the graph did not have may exist now
+            if self._app_users is not None:
+                unknown_users_forget()
+            self._app_users = users
         self._signal = signal
         return full
 

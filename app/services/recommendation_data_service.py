@@ -19,6 +19,7 @@ from django.conf import settings
 
 from app import graph
 from app.content_types import (
+    USER_LABEL,
     ContentType,
     account_pattern,
     details_projection,
@@ -100,6 +101,14 @@ def _strongest(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_items:
     return order[last]
 
 
+def _sorted_ids(positions: np.ndarray, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """(positions renumbered, ids) with the ids in sorted order."""
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    rank = np.empty(len(ids), dtype=np.int32)
+    rank[order] = np.arange(len(ids), dtype=np.int32)
+    return rank[positions], [ids[i] for i in order]
+
+
 def interactions_for(*, content_type: ContentType, page_users: int = 20_000, progress=None) -> Interactions:
     """Every (user, item, weight) of a content type as a sparse matrix; several edges to one item keep the max."""
     started = time.perf_counter()
@@ -124,11 +133,14 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                 times.extend(chain.from_iterable(record["times"]))
             if progress is not None:
                 progress.update(1)
-    item_index: dict[str, int] = {}  # columns in order of first appearance
+    # rows and columns sorted by id: the matrix (and so a seeded fit) is the same whatever order Neo4j's storage
+    # gives the edges in (after deletes and writes it is not the order of insertion)
+    item_index: dict[str, int] = {}
     cols = np.fromiter((item_index.setdefault(item, len(item_index)) for item in items), dtype=np.int32,
                        count=len(items))
-    item_ids = list(item_index)
-    rows = np.repeat(np.arange(len(user_ids), dtype=np.int32), counts)
+    cols, item_ids = _sorted_ids(cols, list(item_index))
+    item_index = {item: col for col, item in enumerate(item_ids)}
+    rows, user_ids = _sorted_ids(np.repeat(np.arange(len(user_ids), dtype=np.int32), counts), user_ids)
     values = np.asarray(weights, dtype=np.float32)
     edge_times = np.asarray(times, dtype=np.int64)
     del items, weights, times
@@ -332,11 +344,13 @@ def _feed_branches(ct: ContentType) -> list[str]:
 
 
 def edge_counts(*, content_types: list[ContentType]) -> dict[str, int]:
-    """{edge type: how many edges of it the graph holds}, every type of the table and DISMISSED, from Neo4j's
-    count store (no edge is read: a fraction of a millisecond however big the graph)."""
+    """{edge type: how many edges of it the graph holds}, every type of the table and DISMISSED, and under
+    USER_LABEL how many app users it holds, all from Neo4j's count store (nothing is read: a fraction of a
+    millisecond however big the graph)."""
     rels = sorted({rel for ct in content_types for rel in ct.rel_types} | {DISMISSED})
-    record = graph.read("RETURN " + ", ".join(f"COUNT {{ ()-[:{rel}]->() }} AS `{rel}`" for rel in rels))[0]
-    return {rel: int(record[rel]) for rel in rels}
+    record = graph.read("RETURN " + ", ".join(f"COUNT {{ ()-[:{rel}]->() }} AS `{rel}`" for rel in rels)
+                        + f", COUNT {{ (:{USER_LABEL}) }} AS `{USER_LABEL}`")[0]
+    return {key: int(record[key]) for key in [*rels, USER_LABEL]}
 
 
 def edges_since(*, content_types: list[ContentType], since: datetime, limit: int = 5000) -> list[dict]:

@@ -1,8 +1,11 @@
 """Who an app user is in the graph: username -> ParentUser uid.
 
 The directory saved beside the models answers from memory (model_registry); a username it does not hold (a
-user newer than the last training) is looked up in the graph, off the event loop, and remembered (one the graph
-does not have either, for MUSICBUD_UNKNOWN_USER_SECONDS: not a graph query per request).
+user newer than the last training) is looked up in the graph, off the event loop, and remembered. One the graph
+does not have either is not asked about again until the change feed sees the graph's count of app users move
+(a new user: app/services/live.py forgets every unknown username then, within the feed's interval), and for at
+most MUSICBUD_UNKNOWN_USER_SECONDS (60 s: what bounds a user renamed, or added while another was removed, in one
+interval): not a graph query per request, however many unknown usernames ask.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ async def user_uid_aget(*, username: str) -> str | None:
 
 def user_uid_get(*, username: str) -> str | None:
     """The ParentUser uid of an app user, or None (no such ParentUser, or the graph is unreachable). A username
-    the graph does not have is not asked about again for MUSICBUD_UNKNOWN_USER_SECONDS."""
+    the graph does not have is not asked about again for MUSICBUD_UNKNOWN_USER_SECONDS, or until
+    unknown_users_forget()."""
     uid = registry.users().get(username)
     if uid is not None:
         return uid
@@ -51,6 +55,12 @@ def user_uid_get(*, username: str) -> str | None:
 
 
 _UNKNOWN: dict[str, float] = {}  # username -> until when the graph is not asked about it again
+
+
+def unknown_users_forget() -> None:
+    """Ask the graph again about every username it did not have (the change feed calls it when the number of
+    app users changed)."""
+    _UNKNOWN.clear()
 
 
 def usernames_by_uid() -> dict[str, str]:

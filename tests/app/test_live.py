@@ -151,6 +151,33 @@ def test_a_user_the_feed_brought_nothing_costs_no_graph_read(timed_graph, monkey
     assert hops == []
 
 
+def test_an_unknown_username_is_asked_about_once_and_again_as_soon_as_a_user_joins(timed_graph, settings,
+                                                                                    monkeypatch):
+    import asyncio
+
+    settings.MUSICBUD_UNKNOWN_USER_SECONDS = 600.0  # only the feed can make the service ask again in this test
+    hops = []
+    real = asyncio.to_thread
+
+    async def counted(fn, *args, **kwargs):
+        hops.append(fn.__name__)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    live.poll()  # the feed has seen the graph's users as they are
+    assert {i["reason"] for i in ask("user_latecomer")} <= {"trending", "popular"}
+    assert hops.count("user_uid_get") == 1
+    for _ in range(5):
+        ask("user_latecomer")
+    assert hops.count("user_uid_get") == 1  # remembered as unknown: no graph read per request
+    graph_writes.users_upsert(rows=[{"uid": "latecomer", "username": "user_latecomer", "accounts": ["ImdbUser"]}])
+    like("latecomer", _movie(8))
+    settings.MUSICBUD_FEED_SECONDS = 0.1
+    live.start()
+    wait_until(lambda: ask("user_latecomer")[0]["reason"] == "personalised", timeout=5)  # not 600 s
+    assert _movie(8) not in {i["id"] for i in ask("user_latecomer")}
+
+
 def test_the_answer_cache_keys_on_the_users_history_version(timed_graph, settings):
     settings.MUSICBUD_FEED_SECONDS = 0.1
     live.start()
