@@ -134,36 +134,18 @@ def test_an_unlike_brings_the_movie_back_within_the_recheck_interval(timed_graph
     assert took < 0.5 + 0.1 + 1.0  # the recheck interval and its batching, then one poll and one answer
 
 
-def test_a_user_the_feed_brought_nothing_costs_no_graph_read(timed_graph, monkeypatch):
-    import asyncio
-
+def test_a_user_the_feed_brought_nothing_costs_no_graph_read(timed_graph, thread_hops):
     ask("user_b2")
-    hops = []
-    real = asyncio.to_thread
-
-    async def counted(fn, *args, **kwargs):
-        hops.append(fn.__name__)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    thread_hops.clear()
     for _ in range(5):
         ask("user_b2")
-    assert hops == []
+    assert thread_hops == []
 
 
 def test_an_unknown_username_is_asked_about_once_and_again_as_soon_as_a_user_joins(timed_graph, settings,
-                                                                                    monkeypatch):
-    import asyncio
-
+                                                                                    thread_hops):
     settings.MUSICBUD_UNKNOWN_USER_SECONDS = 600.0  # only the feed can make the service ask again in this test
-    hops = []
-    real = asyncio.to_thread
-
-    async def counted(fn, *args, **kwargs):
-        hops.append(fn.__name__)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = thread_hops
     live.poll()  # the feed has seen the graph's users as they are
     assert {i["reason"] for i in ask("user_latecomer")} <= {"trending", "popular"}
     assert hops.count("user_uid_get") == 1

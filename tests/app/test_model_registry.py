@@ -109,21 +109,14 @@ def test_threads_asking_while_the_user_directory_is_first_read_get_it(tmp_path, 
 
 
 async def test_once_a_check_falls_due_aget_sends_one_caller_to_check_in_a_thread_and_serves_the_rest(
-        tmp_path, settings, monkeypatch):
+        tmp_path, settings, thread_hops):
     import asyncio
 
     settings.MUSICBUD_MODEL_RELOAD_SECONDS = 0.2
     _saved(tmp_path)
     (tmp_path / USER_DIRECTORY_FILE).write_text(json.dumps({"demo": "uid-demo"}))
     registry = ModelRegistry(model_dir=tmp_path)
-    hops = []
-    real = asyncio.to_thread
-
-    async def counted(fn, *args, **kwargs):
-        hops.append(fn.__name__)
-        return await real(fn, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", counted)
+    hops = thread_hops
     model, users = await registry.aget("anime"), await registry.users_aget()  # nothing loaded yet: in a thread
     assert model is not None and users == {"demo": "uid-demo"} and hops == ["get", "users"]
     hops.clear()
