@@ -115,7 +115,7 @@ def test_reads_run_in_read_transactions_which_refuse_a_write(routing_neo4j):
 def test_extraction_and_the_change_feed_read_through_the_routing_url(routing_neo4j, clean_graph):
     from datetime import datetime, timezone
 
-    from app.content_types import CONTENT_TYPES
+    from app.content_types import CONTENT_TYPES, USER_LABEL
     from app.services import recommendation_data_service as data
     from app.services.demo_data import demo_graph_generate, demo_graph_write
 
@@ -125,5 +125,7 @@ def test_extraction_and_the_change_feed_read_through_the_routing_url(routing_neo
     ct = CONTENT_TYPES[0]
     extracted = data.interactions_for(content_type=ct)
     assert extracted.nnz == len(demo.interactions[ct.key]) > 0
-    assert sum(data.edge_counts(content_types=[ct]).values()) == extracted.nnz
+    counts = data.edge_counts(content_types=[ct])
+    assert counts.pop(USER_LABEL) == len(demo.users)  # the app users, beside the edges
+    assert sum(counts.values()) == extracted.nnz
     assert data.edges_since(content_types=[ct], since=datetime(2000, 1, 1, tzinfo=timezone.utc), limit=5)
