@@ -19,13 +19,12 @@ class ItemDetails(Mapping):
 
     def __init__(self, items: Mapping[str, Mapping[str, Any]] = ()) -> None:
         self._rows: dict[str, tuple] = {}
-        shapes: dict[tuple, tuple] = {}
         for key, details in dict(items).items():
-            self._add(key, tuple(details), tuple(details.values()), shapes)
+            self.add(key, details)
 
-    def _add(self, key: str, names: tuple, values: tuple, shapes: dict[tuple, tuple]) -> None:
+    def _add(self, key: str, names: tuple, values: tuple) -> None:
         intern = sys.intern
-        names = shapes.setdefault(names, tuple(map(intern, names)))
+        names = _SHAPES.setdefault(names, tuple(map(intern, names)))
         self._rows[intern(key) if type(key) is str else key] = (names, *(
             intern(v) if type(v) is str else [intern(x) if type(x) is str else x for x in v] if type(v) is list
             else v for v in values))
@@ -33,7 +32,7 @@ class ItemDetails(Mapping):
     def add(self, key: str, details: Mapping[str, Any]) -> None:
         """Add (or replace) one item, as the constructor holds it: a caller building many items need not make a
         dict of them all first."""
-        self._add(key, tuple(details), tuple(details.values()), _SHAPES)
+        self._add(key, tuple(details), tuple(details.values()))
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         row = self._rows[key]
@@ -62,12 +61,12 @@ class ItemDetails(Mapping):
         return (item_details_from_rows, (self._rows,))
 
 
-_SHAPES: dict[tuple, tuple] = {}  # the field-name tuples add() shares (a handful: one per shape of details)
+_SHAPES: dict[tuple, tuple] = {}  # one field-name tuple per shape of details (a handful), shared by every item
 
 
 def item_details_from_rows(rows: dict[str, tuple]) -> ItemDetails:
     """An unpickled ItemDetails, its strings interned again (so one title is one object across models)."""
-    out, shapes = ItemDetails(), {}
+    out = ItemDetails()
     for key, row in rows.items():
-        out._add(key, row[0], row[1:], shapes)
+        out._add(key, row[0], row[1:])
     return out

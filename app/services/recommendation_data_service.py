@@ -101,14 +101,6 @@ def _strongest(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, n_items:
     return order[last]
 
 
-def _sorted_ids(positions: np.ndarray, ids: list[str]) -> tuple[np.ndarray, list[str]]:
-    """(positions renumbered, ids) with the ids in sorted order."""
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    rank = np.empty(len(ids), dtype=np.int32)
-    rank[order] = np.arange(len(ids), dtype=np.int32)
-    return rank[positions], [ids[i] for i in order]
-
-
 def interactions_for(*, content_type: ContentType, page_users: int = 20_000, progress=None) -> Interactions:
     """Every (user, item, weight) of a content type as a sparse matrix; several edges to one item keep the max."""
     started = time.perf_counter()
@@ -135,12 +127,14 @@ def interactions_for(*, content_type: ContentType, page_users: int = 20_000, pro
                 progress.update(1)
     # rows and columns sorted by id: the matrix (and so a seeded fit) is the same whatever order Neo4j's storage
     # gives the edges in (after deletes and writes it is not the order of insertion)
-    item_index: dict[str, int] = {}
-    cols = np.fromiter((item_index.setdefault(item, len(item_index)) for item in items), dtype=np.int32,
-                       count=len(items))
-    cols, item_ids = _sorted_ids(cols, list(item_index))
+    item_ids = sorted(set(items))
     item_index = {item: col for col, item in enumerate(item_ids)}
-    rows, user_ids = _sorted_ids(np.repeat(np.arange(len(user_ids), dtype=np.int32), counts), user_ids)
+    cols = np.fromiter((item_index[item] for item in items), dtype=np.int32, count=len(items))
+    order = sorted(range(len(user_ids)), key=user_ids.__getitem__)  # the users of a page come in any order
+    row_of = np.empty(len(user_ids), dtype=np.int32)
+    row_of[order] = np.arange(len(user_ids), dtype=np.int32)
+    rows = np.repeat(row_of, counts)
+    user_ids = [user_ids[i] for i in order]
     values = np.asarray(weights, dtype=np.float32)
     edge_times = np.asarray(times, dtype=np.int64)
     del items, weights, times

@@ -65,6 +65,6 @@ class YearQuerySerializer(FilterQuerySerializer):
     """The filters of a type whose items have a year (movies)."""
 
     year_min = WholeNumberField(min_value=1000, max_value=3000, required=False,
-                                        help_text="Only items of this year or later (items without a year never match).")
+                                help_text="Only items of this year or later (items without a year never match).")
     year_max = WholeNumberField(min_value=1000, max_value=3000, required=False,
-                                        help_text="Only items of this year or earlier.")
+                                help_text="Only items of this year or earlier.")
