@@ -313,6 +313,10 @@ class BenchStack:
     def serve(self, *, workers: int = WORKERS, **env: str) -> Iterator[Server]:
         """The API as `make serve` runs it, on a free port; stopped (SIGTERM, then SIGKILL) at the end."""
         port = neo4j_local.free_port()
+        metrics_dir = self.dir / f"prometheus-{port}"  # every worker's /metrics counters, as `make serve` keeps them
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env}
         cmd = [*UVICORN, "musicbud.asgi:application", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log"]
         log = open(self.dir / "server.log", "ab")
@@ -325,6 +329,7 @@ class BenchStack:
         finally:
             server.stop()
             log.close()
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     def token(self, server: Server, username: str = DEMO_USER) -> str:
         """An access token of the Django login matching the seeded ParentUser `username` (created if missing)."""

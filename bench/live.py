@@ -12,6 +12,9 @@ it (uvicorn, 2 workers, each following the change feed), on the 1M demo graph:
 - the same many-users load with a stream of 100 likes/s written to Neo4j, against without (interleaved rounds);
 - fold-in: the cost of folding a user in from their history at 20k items x 64 factors (in this process).
 
+Each throughput round also reports the workers' answer cache hit rate during it (from /metrics): a point whose
+users' answers fit in the workers' caches is served mostly from them, one whose users do not is computed.
+
     python -m bench.live                 # 1M interactions; writes bench/results/live.json
     python -m bench.live --smoke         # tiny graph, seconds (CI): bench/results/live-smoke.json
 """
@@ -21,6 +24,8 @@ import argparse
 import base64
 import json
 import random
+import re
+import secrets
 import statistics
 import threading
 import time
@@ -53,6 +58,23 @@ def _movies(url: str, token: str, n: int = 5) -> list[str]:
                                      headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:  # a new connection: either worker
         return [item["id"] for item in json.loads(response.read())["data"]]
+
+
+METRICS_TOKEN = secrets.token_urlsafe(24)  # the bench's scrape token (MUSICBUD_METRICS_TOKEN of its server)
+_ANSWER_CACHE = re.compile(r'^musicbud_answer_cache_total\{result="(hit|miss)"\} ([0-9.e+]+)$', re.M)
+
+
+def answer_cache_counts(url: str) -> dict[str, float]:
+    """{"hit": n, "miss": n}: the server's answer cache lookups so far, all workers (/metrics)."""
+    request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        found = dict(_ANSWER_CACHE.findall(response.read().decode()))
+    return {result: float(found.get(result, 0)) for result in ("hit", "miss")}
+
+
+def hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
+    hits, misses = after["hit"] - before["hit"], after["miss"] - before["miss"]
+    return round(hits / (hits + misses), 3) if hits + misses else None
 
 
 def feed_warm_up(server, *, timeout: float = 180.0) -> None:
@@ -180,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     before = machine()["load_average"]
     with BenchStack(SIZES[args.size], quiet=args.smoke) as stack:
         stack.models_ensure()
-        with stack.serve() as server:
+        with stack.serve(MUSICBUD_METRICS_TOKEN=METRICS_TOKEN) as server:
             one = stack.token(server)
             known = stack.tokens_of_many_users(30_000)
             cross = stack.tokens_of(
@@ -200,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
             position, streams = 0, []
             for _ in range(args.rounds):
                 for name, (path, token) in points.items():
+                    counted = answer_cache_counts(server.url)
                     result = load(server.url + path, token, connections=32, seconds=args.duration / args.rounds,
                                   start=position)
+                    result["answer_cache_hit_rate"] = hit_rate(counted, answer_cache_counts(server.url))
                     position += result["requests"] + 32
                     rounds[name].append(result)
+                counted = answer_cache_counts(server.url)
                 with LikeStream(stack, [_username(t) for t in known_tokens[:5000]], movies, rate=100.0) as stream:
                     result = load(server.url + "/v1/recommendations/movies/", known, connections=32,
                                   seconds=args.duration / args.rounds, start=position)
+                result["answer_cache_hit_rate"] = hit_rate(counted, answer_cache_counts(server.url))
                 position += result["requests"] + 32
                 rounds["many_users_with_like_stream"].append(result)
                 streams.append(round(stream.achieved, 1))
@@ -231,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
                 "at least", "met": v <= TARGETS[k] if k.endswith("seconds") else v >= TARGETS[k]}
                for k, v in measured.items()]
     folding = fold_in_cost()
-    print(table(["point (32 connections)", "requests/s (median)", "share of ping", "rounds"],
+    hits = {name: statistics.median(r["answer_cache_hit_rate"] or 0.0 for r in rs) for name, rs in rounds.items()}
+    print(table(["point (32 connections)", "requests/s (median)", "share of ping", "answer cache hits", "rounds"],
                 [[name, round(median[name], 1), round(median[name] / median["ping"], 3),
+                  "—" if name == "ping" else f"{100 * hits[name]:.0f} %",
                   " / ".join(str(r["rps"]) for r in rounds[name])] for name in median]))
     print(f"\nlike -> changed answer over {like['likes']} likes under load: p50 {like['p50_seconds']} s, "
           f"p99 {like['p99_seconds']} s, max {like['max_seconds']} s")
@@ -245,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**after, "load_average_before": before, "load_average_after": after["load_average"]},
         "graph": stack.seed_info, "load_generator": generator, "duration_seconds_per_point": args.duration,
         "rounds_per_point": args.rounds, "throughput_rps": median, "rounds": rounds, "shares_of_ping": shares,
+        "answer_cache_hit_rate": {name: rate for name, rate in hits.items() if name != "ping"},
         "like_to_answer": like, "like_stream_rate": streams, "fold_in": folding, "targets": checked,
         "populations": {"known": len(known_tokens), "unknown_to_model": len(cross.read_text().split()),
                         "unknown_to_graph": len(ghosts.read_text().split())}}, smoke=args.smoke, out=args.out)

@@ -7,12 +7,15 @@ makes every answer of the type unreachable at once (its version is part of the k
 first time an answer of the new version is stored.
 
 Bounded by the bytes it holds (MUSICBUD_ANSWER_CACHE_MB per worker, least recently used out first), so its
-memory is known in advance: the default 8 MB is about 1,000 answers of 20 movies.
+memory is known in advance. An answer's JSON is held compressed (zlib level 1: a page of 20 movies with their
+details and explanations, ~8.2 kB, is ~1.7 kB; 20 us to compress once, 10 us to expand on each hit), so the
+default 6 MB holds about 3,500 such pages, not 750: the users of a worker's last few seconds of traffic.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Hashable
@@ -23,23 +26,37 @@ from app.services import metrics  # the hit and miss counters every worker adds 
 
 logger = logging.getLogger(__name__)
 
-# MUSICBUD_ANSWER_CACHE_MB when it is not set: ~750 pages of 20 movies. A full cache costs a worker about twice its
-# size (keys, the LRU's links, the allocator); 8 MB took a worker with the 1M models to 487-501 MB, over the 500 MB
-# budget by a megabyte (bench/memory.py)
+# MUSICBUD_ANSWER_CACHE_MB when it is not set: ~3,500 pages of 20 movies, compressed. A full cache costs a worker
+# more than its size (keys, the LRU's links, the allocator); 8 MB of uncompressed answers took a worker with the 1M
+# models to 487-501 MB, over the 500 MB budget by a megabyte (bench/memory.py)
 DEFAULT_MAX_MB = 6.0
 
 
 class JsonFragment:
-    """JSON text to be embedded as it is in a bigger answer (app/renderers.py does), not encoded again."""
+    """JSON text to be embedded as it is in a bigger answer (app/renderers.py does), not encoded again. Held
+    zlib-compressed when that is smaller (every answer but the shortest): `text` and `fragment` expand it,
+    len() is what it holds."""
 
-    __slots__ = ("text", "fragment")
+    __slots__ = ("_held", "_packed")
+
+    MIN_PACKED = 256  # shorter JSON ("[]", a page of two ids) is held as it is: compressing it saves nothing
 
     def __init__(self, text: bytes) -> None:
-        self.text = text
-        self.fragment = orjson.Fragment(text)  # what orjson embeds
+        packed = zlib.compress(text, 1) if len(text) >= self.MIN_PACKED else None
+        self._packed = packed is not None and len(packed) < len(text)
+        self._held = packed if self._packed else text
+
+    @property
+    def text(self) -> bytes:
+        return zlib.decompress(self._held) if self._packed else self._held
+
+    @property
+    def fragment(self) -> orjson.Fragment:
+        """What orjson embeds."""
+        return orjson.Fragment(self.text)
 
     def __len__(self) -> int:
-        return len(self.text)
+        return len(self._held)
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,17 @@ def test_get_or_make_makes_a_missing_answer_once_and_keeps_it():
     assert cache.get_or_make("movie", "v1", "a", 20, make=make) == b"[1]"
     assert cache.get_or_make("movie", "v1", "a", 20, make=make) == b"[1]"
     assert len(made) == 1 and (cache.hits, cache.misses) == (1, 1)
+
+
+def test_a_fragment_holds_long_json_compressed_and_gives_back_the_same_text():
+    import orjson
+
+    from app.services.answer_cache import JsonFragment
+
+    page = orjson.dumps([{"id": f"tt{i:07d}", "title": f"Movie {i}", "genres": ["Drama", "Crime"],
+                          "recommendation_score": 1.0 / (i + 1), "reason": "personalised"} for i in range(20)])
+    fragment = JsonFragment(page)
+    assert fragment.text == page and len(fragment) < len(page) / 2
+    assert orjson.dumps({"data": fragment.fragment}) == b'{"data":' + page + b"}"
+    short = JsonFragment(b"[]")
+    assert short.text == b"[]" and len(short) == 2
