@@ -37,14 +37,16 @@ class JsonFragment:
     zlib-compressed when that is smaller (every answer but the shortest): `text` and `fragment` expand it,
     len() is what it holds."""
 
-    __slots__ = ("_held", "_packed")
+    __slots__ = ("_held", "_packed", "trending_version")
 
     MIN_PACKED = 256  # shorter JSON ("[]", a page of two ids) is held as it is: compressing it saves nothing
 
-    def __init__(self, text: bytes) -> None:
+    def __init__(self, text: bytes, *, trending_version: int | None = None) -> None:
         packed = zlib.compress(text, 1) if len(text) >= self.MIN_PACKED else None
         self._packed = packed is not None and len(packed) < len(text)
         self._held = packed if self._packed else text
+        # the version of the trending scores an answer depends on (its chain reached the trending link), else None
+        self.trending_version = trending_version
 
     @property
     def text(self) -> bytes:
@@ -92,10 +94,14 @@ class AnswerCache:
     def size_bytes(self) -> int:
         return self._bytes
 
-    def get(self, model_key: str, version: str | None, *rest: Hashable) -> bytes | JsonFragment | None:
+    def get(self, model_key: str, version: str | None, *rest: Hashable,
+            valid: Callable[[bytes | JsonFragment], bool] | None = None) -> bytes | JsonFragment | None:
+        """The stored answer (None: none, or one `valid` says is out of date)."""
         key = (model_key, version, *rest)
         with self._lock:
             value = self._entries.get(key)
+            if value is not None and valid is not None and not valid(value):
+                value = None
             if value is None:
                 self.misses += 1
                 metrics.ANSWER_CACHE_MISS.inc()
@@ -106,10 +112,12 @@ class AnswerCache:
             return value
 
     def get_or_make(self, model_key: str, version: str | None, *rest: Hashable,
-                    make: Callable[[], bytes | JsonFragment]) -> bytes | JsonFragment:
+                    make: Callable[[], bytes | JsonFragment],
+                    valid: Callable[[bytes | JsonFragment], bool] | None = None) -> bytes | JsonFragment:
         """The stored answer, or make() stored and returned (made outside the lock: two threads asking for one
-        missing answer may both make it; the answers are equal)."""
-        value = self.get(model_key, version, *rest)
+        missing answer may both make it; the answers are equal). A stored answer `valid` says is out of date
+        (what it depends on besides its key moved) is made again, and counted as a miss."""
+        value = self.get(model_key, version, *rest, valid=valid)
         if value is None:
             value = make()
             self.put(model_key, version, *rest, value=value)

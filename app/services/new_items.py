@@ -67,12 +67,17 @@ def new_items_refresh(*, content_type: ContentType, model: TrainedModel) -> NewI
     details: dict[str, dict] = {}
     for start in range(0, len(keys), DETAILS_PAGE):
         details.update(data.items_by_ids(content_type=ct, ids=keys[start:start + DETAILS_PAGE]))
+    ids = [key for key in keys if key in details] if isinstance(model.model, FactorModelBase) else []
+    held, _ = _held(ct, model)
+    if held is not None and held.ids.tolist() == ids and all(held.details[key] == details[key] for key in ids):
+        with _LOCK:  # the same new items as the last look: the same set, and version (cached answers stay valid)
+            _HELD[ct.model_key] = (weakref.ref(model), time.monotonic(), held)
+        return held
     with _LOCK:
         _VERSION[0] += 1
         version = _VERSION[0]
     out = NewItems(cold=None, version=version)
-    if keys and isinstance(model.model, FactorModelBase):
-        ids = [key for key in keys if key in details]
+    if ids:
         known = [model.items.value(key, "genres") for key in model.item_ids.tolist()]
         cold = ColdItems(model.model, known, ids, [details[key].get("genres") for key in ids])
         out = NewItems(cold=cold, ids=cold.ids, details={key: details[key] for key in ids}, version=version,

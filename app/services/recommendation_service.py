@@ -11,8 +11,10 @@ One serving path makes every answer, for any user (known to the model, new, cros
       -> user_live_aget     what they did since the model was trained (app/services/live.py: the change feed,
                             or their history read again where the feed cannot follow the graph)
       -> the answer cache   keyed by everything the answer depends on (model versions, user, their history's
-                            version, n); on a miss the chain ranks (folding in a user whose history changed),
-                            each item says which link produced it (reason) and why (because), as JSON
+                            version, n, the new items' version), and the trending scores' version for an answer
+                            that reached the trending link; on a miss the chain ranks (folding in a user whose
+                            history changed), each item says which link produced it (reason) and why (because),
+                            as JSON
 
 Filters (`genre`, `exclude`, `year_min` / `year_max`: app/services/filters.py) are filters of the chain: every
 link ranks only the items they admit, so the answer still has n items when the type has that many. `diversity`
@@ -35,6 +37,8 @@ import numpy as np
 import orjson
 
 from ai.recommendation_engine import UserQuery
+from ai.trained_model import POPULAR
+from ai.trending import TRENDING
 from ai.recommender_base import UnknownItemError as EngineUnknownItemError
 from app.content_types import BUDS_KEY, CONTENT_TYPES, content_type_get
 from app.errors import ServiceUnavailableError, UnknownItemError
@@ -105,11 +109,12 @@ async def recommendations_for_user(*, username: str | None, content_type: str, n
     state = await user_live_aget(uid=uid, model=None if served.from_graph else served.model, ct=ct)
     new = NO_NEW_ITEMS if served.from_graph else await new_items_aget(content_type=ct, model=served.model)
     scores = served.model.trending
+    now = scores.version if scores is not None else -1
     json = answers().get_or_make(served.cache_key or ct.model_key, served.answers_version, uid, state.version, n,
-                                 item_filter, diversity, trending, scores.version if scores is not None else -1,
-                                 new.version,
+                                 item_filter, diversity, trending, new.version,
                                  make=lambda: _answer_json(served, uid, state, n, item_filter, diversity, trending,
-                                                           new))
+                                                           new, now),
+                                 valid=lambda kept: kept.trending_version in (None, now))
     if experiment is None:
         return Answer(json, served.version)
     outcomes.served(experiment=experiment, arm=arm, uid=uid or f"@{username}", answer=json)
@@ -129,19 +134,23 @@ def _user_query(served: Served, uid: str | None, state: UserLive) -> UserQuery:
 
 
 def _answer_json(served: Served, uid: str | None, state: UserLive, n: int, item_filter: ItemFilter,
-                 diversity: float, trending: bool, new: NewItems) -> JsonFragment:
+                 diversity: float, trending: bool, new: NewItems, trending_version: int) -> JsonFragment:
+    """The answer's JSON. It depends on the trending scores (`trending_version`: their version now) only when its
+    chain reached the trending link: an item of it or of a link after it (popular), or fewer items than asked
+    for. Only then is it marked with that version (a like anywhere moves it: the answers of users the personalised
+    link fills stay cached)."""
     model, ct = served.model, served.ct
     user = _user_query(served, uid, state)
     chain = served.chain_for(trending=trending, cold=new.cold)
     ids = new.all_ids if new.cold is not None else model.item_ids
     excluded = filtered_columns(model=model, item_filter=item_filter, extra_ids=new.ids,
                                 extra_details=new.details) if item_filter else None
+    wanted = pool_size(n, len(ids)) if diversity > 0 else n
+    ranked = chain.recommend(user, n=wanted, filter_items=excluded)
+    reached_trending = trending and (len(ranked) < wanted or any(link in (TRENDING, POPULAR) for _, _, link in ranked))
     if diversity > 0:
-        ranked = chain.recommend(user, n=pool_size(n, len(ids)), filter_items=excluded)
         ranked = diversified(ranked=ranked, columns=[column for column, _, _ in ranked], model=model, new=new,
                              n=n, diversity=diversity)
-    else:
-        ranked = chain.recommend(user, n=n, filter_items=excluded)
     by_link: dict[str, list[int]] = defaultdict(list)
     for column, _, link in ranked:
         by_link[link].append(column)
@@ -152,7 +161,7 @@ def _answer_json(served: Served, uid: str | None, state: UserLive, n: int, item_
     return JsonFragment(orjson.dumps([
         item_json(ids[column], model.items.get(ids[column]) or new.details.get(ids[column]),
                   recommendation_score=round(float(score), 6), reason=link, because=because[column])
-        for column, score, link in ranked]))
+        for column, score, link in ranked]), trending_version=trending_version if reached_trending else None)
 
 
 class AllAnswers(dict):

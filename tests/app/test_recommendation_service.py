@@ -224,3 +224,34 @@ def test_training_running_is_true_exactly_while_the_training_lock_is_held(tmp_pa
         assert training_running() is True
         assert training_running(model_dir=tmp_path / "elsewhere") is False
     assert training_running() is False
+
+
+async def test_trending_moving_remakes_only_the_answers_that_reached_the_trending_link(two_tribes):
+    import time
+
+    answers().clear()
+    model = await registry.aget("movie")
+    assert model.trending is not None
+    known = await service.recommendations_for_user(username="user_a0", content_type="movies", n=3)
+    stranger = await service.recommendations_for_user(username="user_nobody", content_type="movies", n=3)
+    assert {i["reason"] for i in orjson.loads(known.json.text)} == {"personalised"}
+    assert {i["reason"] for i in orjson.loads(stranger.json.text)} <= {"trending", "popular"}
+    quiet = _movie(11)  # a movie nobody's answer has first: a burst of likes makes it the trending one
+    model.trending.add([model.item_map[quiet]], [1000.0], [time.time()], now=time.time())
+    again = await service.recommendations_for_user(username="user_a0", content_type="movies", n=3)
+    assert again.json is known.json  # filled by the personalised link: still the cached answer
+    moved = await service.recommendations_for_user(username="user_nobody", content_type="movies", n=3)
+    assert moved.json is not stranger.json
+    assert orjson.loads(moved.json.text)[0] == {**orjson.loads(moved.json.text)[0], "id": quiet, "reason": "trending"}
+
+
+def test_a_look_for_new_items_that_finds_the_same_ones_keeps_their_version(two_tribes):
+    from app.services.new_items import new_items_refresh
+
+    model = registry.current("movie")
+    first = new_items_refresh(content_type=MOVIES, model=model)
+    assert new_items_refresh(content_type=MOVIES, model=model) is first  # nothing new: cached answers stay valid
+    graph_writes.items_upsert(content_type=MOVIES, rows=[{"imdb_id": _movie(40), "title": "Movie 40",
+                                                          "genres": ["Drama"]}])
+    found = new_items_refresh(content_type=MOVIES, model=model)
+    assert found.version != first.version and _movie(40) in found.ids.tolist()
