@@ -9,7 +9,7 @@ first time an answer of the new version is stored.
 Bounded by the bytes it holds (MUSICBUD_ANSWER_CACHE_MB per worker, least recently used out first), so its
 memory is known in advance. An answer's JSON is held compressed (zlib level 1: a page of 20 movies with their
 details and explanations, ~8.2 kB, is ~1.7 kB; 20 us to compress once, 10 us to expand on each hit), so the
-default 6 MB holds about 3,500 such pages, not 750: the users of a worker's last few seconds of traffic.
+default 10 MB holds about 5,800 such pages (uncompressed, 6 MB held 750).
 """
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ from app.services import metrics  # the hit and miss counters every worker adds 
 
 logger = logging.getLogger(__name__)
 
-# MUSICBUD_ANSWER_CACHE_MB when it is not set: ~3,500 pages of 20 movies, compressed. A full cache costs a worker
-# more than its size (keys, the LRU's links, the allocator); 8 MB of uncompressed answers took a worker with the 1M
-# models to 487-501 MB, over the 500 MB budget by a megabyte (bench/memory.py)
-DEFAULT_MAX_MB = 6.0
+# MUSICBUD_ANSWER_CACHE_MB when it is not set: ~5,800 pages of 20 movies, compressed. A full cache costs a worker
+# more than its size (keys, the LRU's links, the allocator): 6 MB of compressed answers added ~8 MB to a worker with
+# the 1M models (483 MB in all, bench/memory.py), 8 MB of uncompressed ones had taken it to 501 MB (budget 500)
+DEFAULT_MAX_MB = 10.0
 
 
 class JsonFragment:
