@@ -18,11 +18,11 @@ reaches this worker two ways:
   model was trained on untimed edges (or that has no model yet), a user's history is re-read when they ask and
   their last read is MUSICBUD_HISTORY_REREAD_SECONDS (1 s) old or more: the request waits for that read (~1 ms
   on loopback). For a type the feed follows, a user who asks is checked in the background (batched, the request
-  does not wait) when their last read is MUSICBUD_HISTORY_RECHECK_SECONDS (60 s) old: one query counts, for
-  a batch of such users, the items each has of every type, and only a user whose count differs from what is
-  known is read again whole. Those checks run in batches, every MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS (1 s).
-  That bounds how long a removed edge keeps counting: an unlike is seen by the answers given from ~61 s after it
-  (plus one answer).
+  does not wait) when their last read of it is MUSICBUD_HISTORY_RECHECK_SECONDS (60 s) old: one query counts,
+  for a batch of such users, the items each has of the types they asked for, and only a user whose count
+  differs from what is known is read again whole. Those checks run in batches, every
+  MUSICBUD_HISTORY_RECHECK_BATCH_SECONDS (1 s). That bounds how long a removed edge keeps counting: an unlike
+  is seen by the answers given from ~61 s after it (plus one answer).
 
 When Neo4j is unreachable, answers go on from memory; the feed resumes from its watermark when it returns (no
 like written meanwhile is lost) and re-reads are tried again.
@@ -95,7 +95,7 @@ class LiveHistories:
         self._recent: dict[str, datetime] = {}  # ids of the edges applied within the overlap window
         self._versions: dict[str, str | None] = {}  # model key -> the version the histories are based on
         self._snapshots: dict[str, datetime] = {}
-        self._pending: set[str] = set()  # users to re-read in the background
+        self._pending: set[tuple[str, str]] = set()  # (user, model key) to re-check in the background
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._down_logged = False
@@ -132,7 +132,7 @@ class LiveHistories:
             return  # nobody the models know and nothing the feed brought: nothing that could have been removed
         read_at = None if state is None else state.read_at.get(model_key)
         if read_at is None or time.monotonic() - read_at >= settings.MUSICBUD_HISTORY_RECHECK_SECONDS:
-            self._pending.add(uid)
+            self._pending.add((uid, model_key))
         if state is not None:
             with self._lock:
                 if uid in self._users:
@@ -324,21 +324,27 @@ class LiveHistories:
         return True
 
     def recheck(self, batch: int = 1000) -> int:
-        """Check users who asked and whose last read is old: per type, how many items the graph says they have
-        against what is known (one cheap query for the batch); only those that differ are read whole. Returns how
-        many users were checked."""
-        uids = []
-        while self._pending and len(uids) < batch:
-            uids.append(self._pending.pop())
-        if not uids:
+        """Check users who asked and whose last read is old, in the types they asked for: how many items the graph
+        says each has against what is known (one cheap query for the batch); only those that differ are read
+        whole. Returns how many (user, type) pairs were checked."""
+        pairs = []
+        while self._pending and len(pairs) < batch:
+            pairs.append(self._pending.pop())
+        if not pairs:
             return 0
+        asked: dict[str, set[str]] = {}  # model key -> the users who asked for it
+        for uid, key in pairs:
+            asked.setdefault(key, set()).add(uid)
         try:
-            served = [ct for ct in CONTENT_TYPES if registry.current(ct.model_key) is not None]
+            served = [ct for ct in CONTENT_TYPES
+                      if ct.model_key in asked and registry.current(ct.model_key) is not None]
+            uids = sorted({uid for key in asked for uid in asked[key]})
             sizes = data.history_sizes(content_types=served, uids=uids) if served else {}
+            checked_types: dict[str, list[str]] = {}  # user -> the types checked unchanged for them
             for ct in served:
                 model = registry.current(ct.model_key)
                 changed = []
-                for uid in uids:
+                for uid in sorted(asked[ct.model_key]):
                     state = self.user(uid)
                     known = state.histories.get(ct.model_key)
                     count = len(known) if known is not None else model.row_size(uid)
@@ -348,21 +354,26 @@ class LiveHistories:
                         changed.append(uid)
                     elif known is not None or uid in self._users:
                         self._apply(uid, ct.model_key, read=True)  # as known: only when it was checked
+                    else:
+                        checked_types.setdefault(uid, []).append(ct.model_key)
                 if changed:
                     self.read_users(changed, [ct])
                 self.reread += len(changed)
-            # a user checked in every type (and unchanged) is not checked again for a while; the users of a batch
-            # share one state (a state is never changed in place: _apply copies), so each costs this worker an
-            # entry of its table, not a state of three dicts (~0.5 kB: 17k users asked once were ~9 MB)
-            checked = UserLive(read_at={ct.model_key: time.monotonic() for ct in served})
-            for uid in uids:
+            # a user checked (and unchanged) is not checked again in those types for a while; the users checked in
+            # the same types share one state (a state is never changed in place: _apply copies), so each costs this
+            # worker an entry of its table, not a state of three dicts (~0.5 kB: 17k users asked once were ~9 MB)
+            now, shared = time.monotonic(), {}
+            for uid, keys in checked_types.items():
                 if uid not in self._users:
-                    self._publish(uid, checked)
-            self.rechecked += len(uids)
+                    state = shared.get(tuple(keys))
+                    if state is None:
+                        state = shared[tuple(keys)] = UserLive(read_at={key: now for key in keys})
+                    self._publish(uid, state)
+            self.rechecked += len(pairs)
         except GRAPH_ERRORS:
-            self._pending.update(uids)  # again when the graph is back
+            self._pending.update(pairs)  # again when the graph is back
             raise
-        return len(uids)
+        return len(pairs)
 
     def step(self) -> None:
         """One turn of the follower: the feed, then the background re-reads, batched: every

@@ -171,6 +171,31 @@ def test_the_answer_cache_keys_on_the_users_history_version(timed_graph, setting
     assert ask("user_a3") != before
 
 
+def test_a_background_recheck_counts_only_the_types_the_users_asked_for(timed_graph, settings, monkeypatch):
+    from app.services import recommendation_data_service as data
+    from app.services.training import models_train
+
+    anime = BY_KEY["anime"]  # a second served type, which these users never ask for
+    graph_writes.items_upsert(content_type=anime, rows=[{"anime_id": i, "title": f"Anime {i}"} for i in range(6)])
+    graph_writes.users_upsert(rows=[{"uid": u, "username": f"user_{u}", "accounts": ["ImdbUser", "MalUser"]}
+                                    for u in GROUP_A])
+    graph_writes.interactions_upsert(content_type=anime, rows=[
+        {"user_uid": u, "item_id": (n + k) % 6, "rel": "TOP_ANIME"} for n, u in enumerate(GROUP_A) for k in range(3)])
+    assert models_train(content_types=["anime"])["anime"] is True
+    assert registry.get("anime") is not None and registry.get("movie") is not None
+    live.stop()
+    settings.MUSICBUD_HISTORY_RECHECK_SECONDS = 0  # every ask is due a check
+    counted, real = [], data.history_sizes
+    monkeypatch.setattr(data, "history_sizes", lambda *, content_types, uids: counted.append(
+        ([ct.model_key for ct in content_types], sorted(uids))) or real(content_types=content_types, uids=uids))
+    live._pending.clear()
+    ask("user_a4")
+    ask("user_a5")
+    assert live.recheck() == 2
+    assert counted == [(["movie"], ["a4", "a5"])]  # not anime: nobody asked for it
+    assert live.user("a4").read_at.keys() == {"movie"}  # checked, unchanged: not again for a while
+
+
 def test_on_a_graph_without_created_at_a_like_is_seen_when_the_user_asks_after_the_reread_interval(untimed_graph,
                                                                                                    settings):
     settings.MUSICBUD_HISTORY_REREAD_SECONDS = 0.3
