@@ -219,26 +219,29 @@ def main(argv: list[str] | None = None) -> int:
                       "movies_unknown_to_model": ("/v1/recommendations/movies/", cross),
                       "movies_unknown_to_graph": ("/v1/recommendations/movies/", ghosts)}
             rounds: dict[str, list[dict]] = {name: [] for name in [*points, "many_users_with_like_stream"]}
-            position, streams = 0, []
+            # each list of users goes on where its last turn stopped (a user comes back only after all the others
+            # of their list): a turn never asks again for the answers another turn just had cached
+            positions: dict[str, int] = {str(token): 0 for _, token in points.values()}
+            streams = []
             for _ in range(args.rounds):
                 for name, (path, token) in points.items():
                     counted = answer_cache_counts(server.url)
                     result = load(server.url + path, token, connections=32, seconds=args.duration / args.rounds,
-                                  start=position)
+                                  start=positions[str(token)])
                     result["answer_cache_hit_rate"] = hit_rate(counted, answer_cache_counts(server.url))
-                    position += result["requests"] + 32
+                    positions[str(token)] += result["requests"] + 32
                     rounds[name].append(result)
                 counted = answer_cache_counts(server.url)
                 with LikeStream(stack, [_username(t) for t in known_tokens[:5000]], movies, rate=100.0) as stream:
                     result = load(server.url + "/v1/recommendations/movies/", known, connections=32,
-                                  seconds=args.duration / args.rounds, start=position)
+                                  seconds=args.duration / args.rounds, start=positions[str(known)])
                 result["answer_cache_hit_rate"] = hit_rate(counted, answer_cache_counts(server.url))
-                position += result["requests"] + 32
+                positions[str(known)] += result["requests"] + 32
                 rounds["many_users_with_like_stream"].append(result)
                 streams.append(round(stream.achieved, 1))
             background = threading.Thread(target=lambda: load(
                 server.url + "/v1/recommendations/movies/", known, connections=32,
-                seconds=max(5.0, args.likes / 8 * 0.6), start=position + 100_000), daemon=True)
+                seconds=max(5.0, args.likes / 8 * 0.6), start=positions[str(known)]), daemon=True)
             background.start()
             latencies = like_latencies(stack, server.url, known_tokens[20_000:] or known_tokens, likes=args.likes)
             background.join()
