@@ -24,7 +24,6 @@ import argparse
 import base64
 import json
 import random
-import re
 import secrets
 import statistics
 import threading
@@ -61,14 +60,17 @@ def _movies(url: str, token: str, n: int = 5) -> list[str]:
 
 
 METRICS_TOKEN = secrets.token_urlsafe(24)  # the bench's scrape token (MUSICBUD_METRICS_TOKEN of its server)
-_ANSWER_CACHE = re.compile(r'^musicbud_answer_cache_total\{result="(hit|miss)"\} ([0-9.e+]+)$', re.M)
 
 
 def answer_cache_counts(url: str) -> dict[str, float]:
     """{"hit": n, "miss": n}: the server's answer cache lookups so far, all workers (/metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        found = dict(_ANSWER_CACHE.findall(response.read().decode()))
+        text = response.read().decode()
+    found = {sample.labels["result"]: sample.value for family in text_string_to_metric_families(text)
+             for sample in family.samples if sample.name == "musicbud_answer_cache_total"}
     return {result: float(found.get(result, 0)) for result in ("hit", "miss")}
 
 

@@ -338,7 +338,7 @@ class LiveHistories:
         try:
             served = [ct for ct in CONTENT_TYPES
                       if ct.model_key in asked and registry.current(ct.model_key) is not None]
-            uids = sorted({uid for key in asked for uid in asked[key]})
+            uids = sorted({uid for uid, _ in pairs})
             sizes = data.history_sizes(content_types=served, uids=uids) if served else {}
             checked_types: dict[str, list[str]] = {}  # user -> the types checked unchanged for them
             for ct in served:

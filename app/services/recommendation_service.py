@@ -109,12 +109,12 @@ async def recommendations_for_user(*, username: str | None, content_type: str, n
     state = await user_live_aget(uid=uid, model=None if served.from_graph else served.model, ct=ct)
     new = NO_NEW_ITEMS if served.from_graph else await new_items_aget(content_type=ct, model=served.model)
     scores = served.model.trending
-    now = scores.version if scores is not None else -1
+    trending_version = scores.version if scores is not None else -1
     json = answers().get_or_make(served.cache_key or ct.model_key, served.answers_version, uid, state.version, n,
                                  item_filter, diversity, trending, new.version,
                                  make=lambda: _answer_json(served, uid, state, n, item_filter, diversity, trending,
-                                                           new, now),
-                                 valid=lambda kept: kept.trending_version in (None, now))
+                                                           new, trending_version),
+                                 valid=lambda kept: kept.trending_version in (None, trending_version))
     if experiment is None:
         return Answer(json, served.version)
     outcomes.served(experiment=experiment, arm=arm, uid=uid or f"@{username}", answer=json)
