@@ -186,6 +186,7 @@ async def test_cached_buds_are_the_buds_and_a_user_without_them_gets_an_empty_li
 async def test_a_known_users_answer_needs_no_thread_and_what_may_read_the_graph_or_a_file_gets_one(
         two_tribes, thread_hops, settings):
     hops = thread_hops
+    settings.MUSICBUD_MODEL_RELOAD_SECONDS = 3600  # no check for a newer model falls due until the end says so
     await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)  # settles every check
     hops.clear()
     await service.recommendations_for_user(username="user_a0", content_type="movies", n=5)
